@@ -1,0 +1,82 @@
+// Internal: value kernels for elementwise ops (no tape). Broadcasting follows numpy: shapes are
+// aligned at the last dimension and a size-1 dimension repeats.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "autodiff/shape.hpp"
+#include "autodiff/tensor.hpp"
+
+namespace cholla::detail {
+
+// Strides of `in` as seen from a broadcast `out` shape: 0 where `in` repeats.
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
+
+// Calls f(flat_out, offsets) for every element of `out`, where offsets[k] is the matching
+// position in operand k (given by its broadcast strides). Offsets advance incrementally.
+template <size_t K, class F>
+void for_each_broadcast(const Shape& out, const std::array<std::vector<int64_t>, K>& strides,
+                        F&& f) {
+  const int64_t n = numel(out);
+  if (n == 0) return;
+  const size_t rank = out.size();
+  std::vector<int64_t> index(rank, 0);
+  std::array<int64_t, K> offset{};
+  for (int64_t i = 0; i < n; ++i) {
+    f(i, offset);
+    for (size_t d = rank; d-- > 0;) {
+      if (++index[d] < out[d]) {
+        for (size_t k = 0; k < K; ++k) offset[k] += strides[k][d];
+        break;
+      }
+      for (size_t k = 0; k < K; ++k) offset[k] -= strides[k][d] * (out[d] - 1);
+      index[d] = 0;
+    }
+  }
+}
+
+template <class F>
+Tensor map_unary(const Tensor& x, F f) {
+  Tensor out = Tensor::empty(x.shape());
+  const double* in = x.data().data();
+  double* o = out.mutable_data().data();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) o[i] = f(in[i]);
+  return out;
+}
+
+template <class F>
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+  const double* pa = a.data().data();
+  const double* pb = b.data().data();
+  if (a.shape() == b.shape()) {
+    Tensor out = Tensor::empty(a.shape());
+    double* o = out.mutable_data().data();
+    const int64_t n = a.numel();
+    for (int64_t i = 0; i < n; ++i) o[i] = f(pa[i], pb[i]);
+    return out;
+  }
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor out = Tensor::empty(shape);
+  double* o = out.mutable_data().data();
+  if (b.numel() == 1 && shape == a.shape()) {
+    const double s = pb[0];
+    for (int64_t i = 0; i < a.numel(); ++i) o[i] = f(pa[i], s);
+    return out;
+  }
+  if (a.numel() == 1 && shape == b.shape()) {
+    const double s = pa[0];
+    for (int64_t i = 0; i < b.numel(); ++i) o[i] = f(s, pb[i]);
+    return out;
+  }
+  std::array<std::vector<int64_t>, 2> strides{broadcast_strides(a.shape(), shape),
+                                              broadcast_strides(b.shape(), shape)};
+  for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 2>& off) {
+    o[i] = f(pa[off[0]], pb[off[1]]);
+  });
+  return out;
+}
+
+}  // namespace cholla::detail

@@ -1,0 +1,90 @@
+// + - * / and their scalar forms. Backward rules reduce broadcast gradients with sum_to.
+#include <fmt/format.h>
+
+#include "autodiff/elementwise.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+
+namespace cholla {
+namespace detail {
+
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> strides(out.size(), 0);
+  const auto own = strides_of(in);
+  const size_t lead = out.size() - in.size();
+  for (size_t d = 0; d < in.size(); ++d)
+    strides[lead + d] = in[d] == 1 && out[lead + d] != 1 ? 0 : own[d];
+  return strides;
+}
+
+}  // namespace detail
+
+namespace {
+
+void require(const Tensor& t, const char* op, const char* arg) {
+  if (!t.defined())
+    throw GraphError(op, fmt::format("argument {} is an undefined tensor.", arg), arg);
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  require(a, "add", "a"), require(b, "add", "b");
+  Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
+  return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
+    return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
+  });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  require(a, "sub", "a"), require(b, "sub", "b");
+  Tensor out = detail::map_binary(a, b, "sub", [](double x, double y) { return x - y; });
+  return record("sub", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
+    return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(neg(g), sb) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  require(a, "mul", "a"), require(b, "mul", "b");
+  Tensor out = detail::map_binary(a, b, "mul", [](double x, double y) { return x * y; });
+  return record("mul", {a, b}, out, [a, b](const Tensor& g, Needs n) {
+    return Grads{n[0] ? sum_to(g * b, a.shape()) : Tensor(),
+                 n[1] ? sum_to(g * a, b.shape()) : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  require(a, "div", "a"), require(b, "div", "b");
+  Tensor out = detail::map_binary(a, b, "div", [](double x, double y) { return x / y; });
+  return record("div", {a, b}, out, [a, b, out](const Tensor& g, Needs n) {
+    Tensor gb;
+    if (n[1]) gb = sum_to(neg(g * out / b), b.shape());  // d(a/b)/db = -a/b^2 = -out/b
+    return Grads{n[0] ? sum_to(g / b, a.shape()) : Tensor(), gb};
+  });
+}
+
+Tensor neg(const Tensor& x) { return affine(x, -1.0, 0.0); }
+
+Tensor affine(const Tensor& x, double scale, double shift) {
+  require(x, "affine", "x");
+  Tensor out = detail::map_unary(x, [scale, shift](double v) { return v * scale + shift; });
+  return record("affine", {x}, out, [scale](const Tensor& g, Needs) {
+    return Grads{affine(g, scale, 0.0)};
+  });
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, double b) { return affine(a, 1.0, b); }
+Tensor operator+(double a, const Tensor& b) { return affine(b, 1.0, a); }
+Tensor operator-(const Tensor& a, double b) { return affine(a, 1.0, -b); }
+Tensor operator-(double a, const Tensor& b) { return affine(b, -1.0, a); }
+Tensor operator*(const Tensor& a, double b) { return affine(a, b, 0.0); }
+Tensor operator*(double a, const Tensor& b) { return affine(b, a, 0.0); }
+Tensor operator/(const Tensor& a, double b) { return affine(a, 1.0 / b, 0.0); }
+Tensor operator/(double a, const Tensor& b) { return a * reciprocal(b); }
+
+}  // namespace cholla

@@ -1,0 +1,149 @@
+// Reductions. Two primitives carry the whole family: sum_to (sum over broadcast dimensions)
+// and expand (broadcast), each the other's adjoint. sum, mean, logsumexp and softmax are
+// compositions of them, so their gradients of any order come from the tape.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+
+#include "autodiff/elementwise.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+
+namespace cholla {
+namespace {
+
+// `small` must broadcast to `big`: equal rank or fewer dims, each 1 or equal.
+void check_broadcastable(const Shape& small, const Shape& big, const char* op) {
+  bool ok = small.size() <= big.size();
+  for (size_t i = 0; ok && i < small.size(); ++i) {
+    const int64_t s = small[small.size() - 1 - i], b = big[big.size() - 1 - i];
+    ok = s == b || s == 1;
+  }
+  if (!ok)
+    throw ShapeError(op, fmt::format("shape {} does not broadcast to shape {}.",
+                                     format_shape(small), format_shape(big)),
+                     "", {small, big});
+}
+
+// Shape of x with the given dims set to 1, and the sorted, normalised dims.
+Shape kept_shape(const Shape& shape, std::vector<int64_t>& dims, const char* op) {
+  Shape keep = shape;
+  for (int64_t& d : dims) {
+    d = normalize_dim(d, static_cast<int64_t>(shape.size()), op);
+    keep[static_cast<size_t>(d)] = 1;
+  }
+  std::sort(dims.begin(), dims.end());
+  if (std::adjacent_find(dims.begin(), dims.end()) != dims.end())
+    throw ShapeError(op, "a dimension is listed twice.", "dims", {shape});
+  return keep;
+}
+
+Shape dropped_shape(const Shape& shape, const std::vector<int64_t>& dims) {
+  Shape out;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (!std::binary_search(dims.begin(), dims.end(), static_cast<int64_t>(d)))
+      out.push_back(shape[d]);
+  return out;
+}
+
+Tensor all_dims_reduced(const Tensor& x) { return reshape(x, {}); }
+
+}  // namespace
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  check_broadcastable(shape, x.shape(), "sum_to");
+  Tensor out = Tensor::zeros(shape);
+  double* o = out.mutable_data().data();
+  const double* in = x.data().data();
+  if (out.numel() == 1) {
+    double total = 0.0;
+    for (int64_t i = 0; i < x.numel(); ++i) total += in[i];
+    o[0] = total;
+  } else {
+    std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(shape, x.shape())};
+    detail::for_each_broadcast(x.shape(), strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
+      o[off[0]] += in[i];
+    });
+  }
+  return record("sum_to", {x}, out,
+                [full = x.shape()](const Tensor& g, Needs) { return Grads{expand(g, full)}; });
+}
+
+Tensor expand(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  check_broadcastable(x.shape(), shape, "expand");
+  Tensor out = Tensor::empty(shape);
+  double* o = out.mutable_data().data();
+  const double* in = x.data().data();
+  std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(x.shape(), shape)};
+  detail::for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
+    o[i] = in[off[0]];
+  });
+  return record("expand", {x}, out,
+                [small = x.shape()](const Tensor& g, Needs) { return Grads{sum_to(g, small)}; });
+}
+
+Tensor sum(const Tensor& x) {
+  return all_dims_reduced(sum_to(x, Shape(x.shape().size(), 1)));
+}
+
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  const Shape keep = kept_shape(x.shape(), dims, "sum");
+  Tensor out = sum_to(x, keep);
+  return keepdim ? out : reshape(out, dropped_shape(x.shape(), dims));
+}
+
+Tensor mean(const Tensor& x) { return sum(x) / static_cast<double>(std::max<int64_t>(x.numel(), 1)); }
+
+Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  const Shape keep = kept_shape(x.shape(), dims, "mean");
+  const double count = static_cast<double>(x.numel()) / static_cast<double>(std::max<int64_t>(numel(keep), 1));
+  return sum(x, dims, keepdim) / count;
+}
+
+Tensor max(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  const Shape keep = kept_shape(x.shape(), dims, "max");
+  if (x.numel() == 0) throw ShapeError("max", "cannot reduce an empty tensor.", "x", {x.shape()});
+  Tensor out = Tensor::full(keep, -std::numeric_limits<double>::infinity());
+  double* o = out.mutable_data().data();
+  const double* in = x.data().data();
+  std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(keep, x.shape())};
+  detail::for_each_broadcast(x.shape(), strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
+    o[off[0]] = std::max(o[off[0]], in[i]);
+  });
+  out = record("max", {x}, out, [x, out](const Tensor& g, Needs) {
+    // Ties share the gradient equally (the max is not differentiable there; this is the
+    // symmetric subgradient).
+    Tensor hit = detail::map_binary(x.detach(), out.detach(), "max",
+                                    [](double a, double m) { return a == m ? 1.0 : 0.0; });
+    Tensor share = hit / sum_to(hit, out.shape());
+    return Grads{g * share};
+  });
+  return keepdim ? out : reshape(out, dropped_shape(x.shape(), dims));
+}
+
+Tensor logsumexp(const Tensor& x) {
+  std::vector<int64_t> all(x.shape().size());
+  for (size_t d = 0; d < all.size(); ++d) all[d] = static_cast<int64_t>(d);
+  return logsumexp(x, all, false);
+}
+
+Tensor logsumexp(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  // Shift by the (constant) maximum so exp never overflows; a -inf/inf/NaN maximum is
+  // replaced by 0 so that all -inf rows give -inf rather than NaN.
+  Tensor shift = max(x.detach(), dims, true);
+  for (double& v : shift.mutable_data())
+    if (!std::isfinite(v)) v = 0.0;
+  Tensor out = log(sum(exp(x - shift), dims, true)) + shift;
+  if (keepdim) return out;
+  kept_shape(x.shape(), dims, "logsumexp");
+  return reshape(out, dropped_shape(x.shape(), dims));
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) { return x - logsumexp(x, {dim}, true); }
+Tensor softmax(const Tensor& x, int64_t dim) { return exp(log_softmax(x, dim)); }
+
+}  // namespace cholla

@@ -1,0 +1,32 @@
+// Shapes, numpy broadcasting and batch-index formatting.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autodiff/errors.hpp"
+
+namespace cholla {
+
+int64_t numel(const Shape& shape);
+
+// "[4, 2, 3]"
+std::string format_shape(const Shape& shape);
+
+// Row-major strides in elements.
+std::vector<int64_t> strides_of(const Shape& shape);
+
+// numpy broadcasting of two shapes; ShapeError naming `op` and both shapes when incompatible.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+// Multi-index of the flat row-major position `flat` within `shape`.
+std::vector<int64_t> unravel_index(int64_t flat, const Shape& shape);
+
+// Dimension `dim` (negative counts from the end) normalised to [0, rank); ShapeError otherwise.
+int64_t normalize_dim(int64_t dim, int64_t rank, const char* op);
+
+// "matrix 5 of batch shape [4, 2] (index [2, 1])", or "the matrix" when there is no batch.
+std::string describe_batch_element(int64_t flat, const Shape& batch_shape);
+
+}  // namespace cholla

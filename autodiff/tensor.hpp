@@ -1,0 +1,82 @@
+// cholla::Tensor: a cheap-to-copy handle to float64, contiguous, row-major values with a shape.
+//
+// Leading dimensions are batch dimensions; for linalg ops the last two are the matrix.
+// A tensor's values never change once an op has produced them (the tape relies on that);
+// the one exception is `mutable_data()`, which optimisers use on parameters under NoGrad.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "autodiff/errors.hpp"
+
+namespace cholla {
+
+class Rng;
+struct TensorImpl;
+struct BackwardOptions;
+
+class Tensor {
+ public:
+  // An undefined tensor (no values). `defined()` is false; most uses throw GraphError.
+  Tensor() = default;
+
+  // Factories.
+  static Tensor zeros(const Shape& shape);
+  static Tensor ones(const Shape& shape);
+  static Tensor full(const Shape& shape, double value);
+  static Tensor scalar(double value);  // shape [] (rank 0)
+  static Tensor eye(int64_t n);
+  static Tensor from(const Shape& shape, std::vector<double> values);
+  static Tensor randn(const Shape& shape, Rng& rng);
+  static Tensor uniform(const Shape& shape, double lo, double hi, Rng& rng);
+  static Tensor arange(int64_t n);  // 0, 1, ..., n-1 as float64
+
+  // Reading.
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int64_t dim() const { return static_cast<int64_t>(shape().size()); }
+  int64_t size(int64_t d) const;  // negative d counts from the end
+  int64_t numel() const;
+  std::span<const double> data() const;
+  std::vector<double> to_vector() const { return {data().begin(), data().end()}; }
+  double item() const;                            // the value of a one-element tensor
+  double at(std::initializer_list<int64_t> index) const;  // one element by multi-index
+
+  // Writing values outside the tape (optimiser updates, in-place initialisation). Never use on
+  // a tensor that a recorded op still needs for its backward.
+  std::span<double> mutable_data();
+
+  // Autodiff.
+  bool requires_grad() const;
+  Tensor& requires_grad(bool on);  // only on leaves (tensors no op produced)
+  bool is_leaf() const;
+  Tensor grad() const;          // accumulated gradient of a leaf; undefined before backward
+  void zero_grad();             // drops the accumulated gradient
+  void set_grad(Tensor g);      // replaces it (optimisers, tests)
+  Tensor detach() const;        // same values, no history, no grad requirement
+  void backward() const;        // scalar output: seeds 1
+  void backward(const BackwardOptions& options) const;
+  void backward(const Tensor& seed, const BackwardOptions& options) const;
+
+  // Engine access (ops and the tape use it; users need not).
+  TensorImpl* impl() const { return impl_.get(); }
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  // A new tensor with no history. `values.size()` must equal numel(shape).
+  static Tensor make(Shape shape, std::vector<double> values);
+  // Uninitialised-by-contract (zero-filled) storage of the given shape, for kernels to fill.
+  static Tensor empty(Shape shape);
+  bool same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// Human-readable values, e.g. "tensor([[1, 2], [3, 4]])" (elides the middle of long tensors).
+std::string to_string(const Tensor& t);
+
+}  // namespace cholla

@@ -1,0 +1,72 @@
+// Batched linear-algebra kernels on raw row-major float64 buffers.
+//
+// They know nothing of the tape, of Tensor or of error messages: they compute, and report
+// LAPACK-style `info` codes per batch element. The differentiable ops in linalg/ check
+// arguments, call these, and translate infos into typed exceptions.
+//
+// Conventions shared by every kernel:
+// - Matrices are row-major. A batch is `batch` matrices; matrix b of an operand starts at
+//   `ptr + b * stride`. A stride of 0 broadcasts one matrix over the whole batch (it is read
+//   `batch` times, never copied).
+// - Row-major storage is handed to column-major BLAS/LAPACK as the transpose: a row-major
+//   lower triangle is a column-major upper triangle, and transposition flags flip. LAPACKE's
+//   row-major path (which copies) is never used.
+// - Small matrices (n <= kSmallN) take hand-written loops: per-call LAPACK overhead dominates
+//   there. Larger ones go to OpenBLAS/LAPACK.
+// - Nothing is printed; LAPACK's xerbla is never reached with valid arguments.
+#pragma once
+
+#include <cstdint>
+
+namespace cholla::linalg::kernels {
+
+inline constexpr int64_t kSmallN = 8;
+
+// C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], op(A) is m x k, op(B) is k x n.
+// beta == 0 overwrites C without reading it (NaN in C does not propagate).
+void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* A, int64_t stride_a, const double* B, int64_t stride_b, double beta,
+          double* C, int64_t stride_c, int64_t batch);
+
+// In-place Cholesky of each n x n matrix: lower: A = L L^T, L written to the lower triangle;
+// upper: A = U^T U. Only the named triangle is read; the other triangle is set to zero.
+// info[b] = 0 on success, or the order of the first leading minor that is not positive
+// definite (the matrix is then left partially factorised). NaN on the diagonal pivot fails
+// with that order too.
+void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+
+// Solve op(T[b]) X = alpha B[b] (left) or X op(T[b]) = alpha B[b] (right), X overwriting B.
+// T is n x n triangular (lower or upper, only that triangle read, non-unit diagonal).
+// B is m x n_cols: left needs m == n, right needs n_cols == n.
+void trsm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
+          const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
+
+// B[b] = alpha op(T[b]) B[b] (left) or alpha B[b] op(T[b]) (right), in place. Shapes as trsm.
+void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
+          const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
+
+// In-place (T T^T)^{-1} (lower) or (T^T T)^{-1} (upper) from a triangular factor T; the
+// result is written as a full symmetric matrix. info[b] = i > 0 when T[i-1][i-1] == 0.
+void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+
+// In-place LU with partial pivoting of each n x n matrix (A = P L U, L unit lower).
+// pivots[b * n + i] is the 0-based row swapped with row i. info[b] = i > 0 when U[i-1][i-1]
+// is exactly zero (the factorisation is completed anyway, as LAPACK does).
+void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info);
+
+// In-place inverse of each n x n matrix. info[b] = i > 0 when the matrix is singular
+// (U[i-1][i-1] == 0); the content of A[b] is then unspecified.
+void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+
+// Symmetric eigendecomposition, reading the lower triangle of each n x n matrix A[b].
+// On return A[b] holds U with the eigenvectors as ROWS (U A = diag(w) U), w[b * n + i]
+// ascending; each row's sign is fixed so that its entry of largest magnitude is positive
+// (ties: smallest index). info[b] > 0 when the algorithm failed to converge.
+void syevd(int64_t n, double* A, int64_t stride, double* w, int64_t batch, int64_t* info);
+
+// LQ factorisation of each m x n matrix A[b] (m <= n): A = L Q, L m x m lower triangular,
+// Q m x n with orthonormal rows. Q overwrites A[b] (stride as A); L is written to
+// L + b * m * m (upper triangle zero). Signs as LAPACK returns them (not normalised).
+void gelqf(int64_t m, int64_t n, double* A, int64_t stride, double* L, int64_t batch);
+
+}  // namespace cholla::linalg::kernels

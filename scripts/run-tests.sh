@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole suite in each build directory given (release, then sanitizers) and ends with
+# one summary line "tests: N passed, M failed" over all of them. Exit status: 0 only if all pass.
+set -uo pipefail
+export OPENBLAS_NUM_THREADS=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+passed=0
+failed=0
+for dir in "$@"; do
+  echo "== meson test in $dir"
+  log=$(mktemp)
+  meson test -C "$dir" --print-errorlogs 2>&1 | tee "$log"
+  ok=$(grep -E '^Ok:' "$log" | awk '{print $2}')
+  bad=$(grep -E '^(Fail|Unexpected Pass|Timeout):' "$log" | awk '{s += $NF} END {print s + 0}')
+  [ -n "$ok" ] || { ok=0; bad=$((bad + 1)); }
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  rm -f "$log"
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
