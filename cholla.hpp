@@ -16,3 +16,4 @@
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/tensor.hpp"
+#include "linalg/linalg.hpp"

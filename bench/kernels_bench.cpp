@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "linalg/kernels/kernels.hpp"
@@ -127,23 +128,35 @@ void BM_gemm(benchmark::State& state) {
   finish(state, batch);
 }
 
-void sizes(benchmark::internal::Benchmark* bm) {
-  bm->ArgNames({"n", "batch"});
-  for (int64_t n : {3, 8, 64, 256, 1024})
-    for (int64_t batch : {1, 4096})
-      if (batch == 1 || n < 256) bm->Args({n, batch});
-  bm->Unit(benchmark::kMicrosecond);
-}
-
 }  // namespace
 
-BENCHMARK(BM_potrf<false>)->Name("potrf/kernel")->Apply(sizes);
-BENCHMARK(BM_potrf<true>)->Name("potrf/raw")->Apply(sizes);
-BENCHMARK(BM_trsm<false>)->Name("trsm/kernel")->Apply(sizes);
-BENCHMARK(BM_trsm<true>)->Name("trsm/raw")->Apply(sizes);
-BENCHMARK(BM_potri<false>)->Name("potri/kernel")->Apply(sizes);
-BENCHMARK(BM_potri<true>)->Name("potri/raw")->Apply(sizes);
-BENCHMARK(BM_gemm<false>)->Name("gemm/kernel")->Apply(sizes);
-BENCHMARK(BM_gemm<true>)->Name("gemm/raw")->Apply(sizes);
-
-BENCHMARK_MAIN();
+// Registered by hand so that each kernel runs right next to its raw loop on the same size:
+// on a shared machine, load drifts between families would otherwise skew the ratios.
+int main(int argc, char** argv) {
+  struct Op {
+    const char* name;
+    void (*kernel)(benchmark::State&);
+    void (*raw)(benchmark::State&);
+  };
+  const Op ops[] = {{"potrf", BM_potrf<false>, BM_potrf<true>},
+                    {"trsm", BM_trsm<false>, BM_trsm<true>},
+                    {"potri", BM_potri<false>, BM_potri<true>},
+                    {"gemm", BM_gemm<false>, BM_gemm<true>}};
+  for (const Op& op : ops)
+    for (int64_t n : {3, 8, 64, 256, 1024})
+      for (int64_t batch : {1, 4096}) {
+        if (batch > 1 && n >= 256) continue;  // keeps the run short
+        for (bool raw : {false, true}) {
+          const std::string name = std::string(op.name) + (raw ? "/raw" : "/kernel");
+          benchmark::RegisterBenchmark(name.c_str(), raw ? op.raw : op.kernel)
+              ->ArgNames({"n", "batch"})
+              ->Args({n, batch})
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,6 +1,7 @@
 // Helpers shared by the kernel translation units. Not installed, not part of the API.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <stdexcept>
@@ -33,14 +34,19 @@ inline void zero_other_triangle(bool lower, int64_t n, double* a) {
 }
 
 // Copy the lower triangle of a row-major n x n matrix onto its upper triangle (or back).
+// Tiled: a plain loop walks one side by columns (a TLB miss per element for large n);
+// 8 x 8 tiles stay clear of the cache-set conflicts of power-of-two row strides.
 inline void mirror_triangle(bool from_lower, int64_t n, double* a) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i + 1; j < n; ++j) {
-      if (from_lower)
-        a[i * n + j] = a[j * n + i];
-      else
-        a[j * n + i] = a[i * n + j];
-    }
+  constexpr int64_t kTile = 8;
+  for (int64_t ib = 0; ib < n; ib += kTile)
+    for (int64_t jb = ib; jb < n; jb += kTile)
+      for (int64_t i = ib; i < std::min(ib + kTile, n); ++i)
+        for (int64_t j = std::max(jb, i + 1); j < std::min(jb + kTile, n); ++j) {
+          if (from_lower)
+            a[i * n + j] = a[j * n + i];
+          else
+            a[j * n + i] = a[i * n + j];
+        }
 }
 
 }  // namespace cholla::linalg::kernels::detail

@@ -14,6 +14,8 @@
 // - Small matrices (n <= kSmallN) take hand-written loops: per-call LAPACK overhead dominates
 //   there. Larger ones go to OpenBLAS/LAPACK.
 // - Nothing is printed; LAPACK's xerbla is never reached with valid arguments.
+// - Impossible arguments (negative sizes, sizes beyond 32-bit BLAS ints, gelqf with m > n)
+//   throw std::invalid_argument; empty shapes are no-ops (infos set to 0).
 #pragma once
 
 #include <cstdint>
@@ -49,9 +51,16 @@ void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols,
 // result is written as a full symmetric matrix. info[b] = i > 0 when T[i-1][i-1] == 0.
 void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
 
-// In-place LU with partial pivoting of each n x n matrix (A = P L U, L unit lower).
-// pivots[b * n + i] is the 0-based row swapped with row i. info[b] = i > 0 when U[i-1][i-1]
-// is exactly zero (the factorisation is completed anyway, as LAPACK does).
+// In-place LU with partial pivoting of each n x n matrix, computed (as LAPACK sees the
+// row-major buffer) for the TRANSPOSE: A^T = P L U, L unit lower, U upper. Equivalently
+// A = U^T L^T P^T: column pivoting of A. On return, read row-major, the buffer holds U^T
+// on and below the diagonal (so F[i][i] = U[i][i]) and L^T strictly above it (unit diagonal
+// implicit); i.e. U[i][j] = F[j][i] for i <= j and L[i][j] = F[j][i] for i > j.
+// pivots[b * n + i] = p >= i (0-based): step i swapped rows i and p of A^T, i.e. columns i
+// and p of A; P = P_0 P_1 ... P_{n-1} with P_i that swap.
+// det(A) = (-1)^{#{i : pivots[i] != i}} * prod_i F[i][i].
+// info[b] = i > 0 when U[i-1][i-1] is exactly zero (the factorisation is completed anyway,
+// as LAPACK does).
 void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info);
 
 // In-place inverse of each n x n matrix. info[b] = i > 0 when the matrix is singular

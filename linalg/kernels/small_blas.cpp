@@ -2,6 +2,8 @@
 // array (only its nonzero triangle), so transposition is resolved once per matrix and the
 // solve itself only knows whether op(T) is effectively lower or upper triangular.
 // alpha == 0 and empty shapes are handled by the callers in blas.cpp.
+#include <algorithm>
+
 #include "linalg/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
@@ -43,24 +45,34 @@ struct LocalTri {
   }
 };
 
-inline void axpy(int64_t len, double a, const double* x, double* y) {
-  for (int64_t c = 0; c < len; ++c) y[c] += a * x[c];
-}
-inline void scale(int64_t len, double a, double* y) {
-  for (int64_t c = 0; c < len; ++c) y[c] *= a;
+// Left sides work on blocks of kLanes columns gathered into x[N][kLanes]: the substitution
+// is fully unrolled, the lane loop vectorises, and the lanes' dependency chains overlap
+// (row-wise axpys of runtime length, or one column at a time, lost to OpenBLAS at N = 8).
+// Missing lanes of the last block are zero and never stored.
+constexpr int kLanes = 4;
+
+template <int N>
+void load_block(const double* b, int64_t nc, int64_t c, int w, double alpha,
+                double (&x)[N][kLanes]) {
+  for (int i = 0; i < N; ++i)
+    for (int v = 0; v < kLanes; ++v) x[i][v] = v < w ? alpha * b[i * nc + c + v] : 0.0;
 }
 
-// Left: op(T) X = alpha B, B is N x nc; forward (lower) or backward (upper) substitution
-// on whole rows of B.
+// Left: op(T) X = alpha B, B is N x nc; forward (lower) or backward (upper) substitution.
 template <int N, bool EffLower>
 void trsm_left(const LocalTri<N>& L, int64_t nc, double alpha, double* b) {
-  for (int s = 0; s < N; ++s) {
-    const int i = EffLower ? s : N - 1 - s;
-    double* row = b + i * nc;
-    if (alpha != 1.0) scale(nc, alpha, row);
-    for (int p = EffLower ? 0 : i + 1; p < (EffLower ? i : N); ++p)
-      axpy(nc, -L.t[i][p], b + p * nc, row);
-    scale(nc, L.rdiag[i], row);
+  for (int64_t c = 0; c < nc; c += kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(kLanes, nc - c));
+    double x[N][kLanes];
+    load_block<N>(b, nc, c, w, alpha, x);
+    for (int s = 0; s < N; ++s) {
+      const int i = EffLower ? s : N - 1 - s;
+      for (int p = EffLower ? 0 : i + 1; p < (EffLower ? i : N); ++p)
+        for (int v = 0; v < kLanes; ++v) x[i][v] -= L.t[i][p] * x[p][v];
+      for (int v = 0; v < kLanes; ++v) x[i][v] *= L.rdiag[i];
+    }
+    for (int i = 0; i < N; ++i)
+      for (int v = 0; v < w; ++v) b[i * nc + c + v] = x[i][v];
   }
 }
 
@@ -79,16 +91,19 @@ void trsm_right(const LocalTri<N>& L, int64_t m, double alpha, double* b) {
   }
 }
 
-// Left: B = alpha op(T) B. Row i of the result needs rows on its triangle's side, so rows
-// are overwritten in the order that keeps those still unmodified.
+// Left: B = alpha op(T) B, by blocks of columns as trsm_left.
 template <int N, bool EffLower>
 void trmm_left(const LocalTri<N>& L, int64_t nc, double alpha, double* b) {
-  for (int s = 0; s < N; ++s) {
-    const int i = EffLower ? N - 1 - s : s;
-    double* row = b + i * nc;
-    scale(nc, alpha * L.t[i][i], row);
-    for (int p = EffLower ? 0 : i + 1; p < (EffLower ? i : N); ++p)
-      axpy(nc, alpha * L.t[i][p], b + p * nc, row);
+  for (int64_t c = 0; c < nc; c += kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(kLanes, nc - c));
+    double x[N][kLanes];
+    load_block<N>(b, nc, c, w, alpha, x);
+    for (int i = 0; i < N; ++i) {
+      double y[kLanes] = {};
+      for (int p = EffLower ? 0 : i; p < (EffLower ? i + 1 : N); ++p)
+        for (int v = 0; v < kLanes; ++v) y[v] += L.t[i][p] * x[p][v];
+      for (int v = 0; v < w; ++v) b[i * nc + c + v] = y[v];
+    }
   }
 }
 

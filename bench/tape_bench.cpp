@@ -1,0 +1,125 @@
+// Tape overhead: a chain of kOps elementwise ops on a tensor of n elements (n = 1 and 1000),
+// cycling through three cheap ops so that values stay bounded:
+//     y = y * 1.0001   (affine, unary)
+//     y = tanh(y)      (unary, backward uses the output)
+//     y = y + x        (binary, the leaf x takes part: backward accumulates into x.grad())
+// Counter "ns/op" is wall time divided by the number of ops in the chain.
+//
+//   FwdBwd     forward recorded + backward (the DESIGN.md "tape overhead" row)
+//   FwdRecord  forward recorded, then the tape released without a backward
+//   FwdNoGrad  forward under NoGrad: kernels and tensor allocation only, no tape
+//   RawLoop    the same maths fwd+bwd as hand-written loops over preallocated buffers: the floor
+//
+// Run with OPENBLAS_NUM_THREADS=1 (scripts/run-bench.sh does).
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <cholla.hpp>
+
+namespace {
+
+using cholla::Tensor;
+
+constexpr int64_t kOps = 10000;
+
+Tensor chain(const Tensor& x) {
+  Tensor y = x;
+  for (int64_t i = 0; i < kOps; ++i) {
+    switch (i % 3) {
+      case 0: y = y * 1.0001; break;
+      case 1: y = cholla::tanh(y); break;
+      default: y = y + x; break;
+    }
+  }
+  return y;
+}
+
+void per_op(benchmark::State& state) {
+  state.counters["ns/op"] = benchmark::Counter(
+      static_cast<double>(kOps) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["n"] = static_cast<double>(state.range(0));
+}
+
+Tensor leaf(int64_t n) {
+  cholla::Rng rng(1);
+  return Tensor::uniform({n}, -0.5, 0.5, rng).requires_grad(true);
+}
+
+void BM_TapeChain_FwdBwd(benchmark::State& state) {
+  Tensor x = leaf(state.range(0));
+  const Tensor seed = Tensor::ones({state.range(0)});
+  for (auto _ : state) {
+    Tensor y = chain(x);
+    y.backward(seed, {});  // seeds the n-element output directly: no extra reduction op
+    benchmark::DoNotOptimize(x.grad().data().data());
+    x.zero_grad();
+  }
+  per_op(state);
+}
+
+void BM_TapeChain_FwdRecord(benchmark::State& state) {
+  Tensor x = leaf(state.range(0));
+  for (auto _ : state) {
+    Tensor y = chain(x);
+    benchmark::DoNotOptimize(y.data().data());
+    cholla::Tape::current().release();
+  }
+  per_op(state);
+}
+
+void BM_TapeChain_FwdNoGrad(benchmark::State& state) {
+  Tensor x = leaf(state.range(0));
+  cholla::NoGrad guard;
+  for (auto _ : state) {
+    Tensor y = chain(x);
+    benchmark::DoNotOptimize(y.data().data());
+  }
+  per_op(state);
+}
+
+// The same chain with no engine at all: forward keeps every intermediate (as a tape must),
+// backward walks them in reverse.
+void BM_TapeChain_RawLoop(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  std::vector<double> x(n), gx(n), g(n);
+  for (size_t j = 0; j < n; ++j) x[j] = -0.5 + static_cast<double>(j) / static_cast<double>(n);
+  std::vector<double> ys(static_cast<size_t>(kOps + 1) * n);
+  for (auto _ : state) {
+    std::copy(x.begin(), x.end(), ys.begin());
+    for (int64_t i = 0; i < kOps; ++i) {
+      const double* y = &ys[static_cast<size_t>(i) * n];
+      double* out = &ys[static_cast<size_t>(i + 1) * n];
+      switch (i % 3) {
+        case 0: for (size_t j = 0; j < n; ++j) out[j] = y[j] * 1.0001; break;
+        case 1: for (size_t j = 0; j < n; ++j) out[j] = std::tanh(y[j]); break;
+        default: for (size_t j = 0; j < n; ++j) out[j] = y[j] + x[j]; break;
+      }
+    }
+    std::fill(g.begin(), g.end(), 1.0);
+    std::fill(gx.begin(), gx.end(), 0.0);
+    for (int64_t i = kOps - 1; i >= 0; --i) {
+      const double* out = &ys[static_cast<size_t>(i + 1) * n];
+      switch (i % 3) {
+        case 0: for (size_t j = 0; j < n; ++j) g[j] *= 1.0001; break;
+        case 1: for (size_t j = 0; j < n; ++j) g[j] *= 1.0 - out[j] * out[j]; break;
+        default: for (size_t j = 0; j < n; ++j) gx[j] += g[j]; break;
+      }
+    }
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::ClobberMemory();
+  }
+  per_op(state);
+}
+
+}  // namespace
+
+BENCHMARK(BM_TapeChain_FwdBwd)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TapeChain_FwdRecord)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TapeChain_FwdNoGrad)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TapeChain_RawLoop)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,110 @@
+#include "linalg/batching.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "autodiff/elementwise.hpp"
+
+namespace cholla::linalg::detail {
+
+MatrixShape matrix_shape(const Tensor& t, const char* op, const char* arg) {
+  if (!t.defined()) throw GraphError(op, fmt::format("argument {} is an undefined tensor.", arg), arg);
+  const Shape& s = t.shape();
+  if (s.size() < 2)
+    throw ShapeError(op, fmt::format("argument {} must be a matrix or a batch of matrices "
+                                     "(rank >= 2), got shape {}.",
+                                     arg, format_shape(s)),
+                     arg, {s});
+  return {Shape(s.begin(), s.end() - 2), s[s.size() - 2], s[s.size() - 1]};
+}
+
+MatrixShape square_matrix_shape(const Tensor& t, const char* op, const char* arg) {
+  MatrixShape m = matrix_shape(t, op, arg);
+  if (m.rows != m.cols)
+    throw ShapeError(op, fmt::format("argument {} must hold square matrices, got shape {}.", arg,
+                                     format_shape(t.shape())),
+                     arg, {t.shape()});
+  return m;
+}
+
+void check_finite(const Tensor& t, const MatrixShape& s, const char* op, const char* arg) {
+  const auto v = t.data();
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) {
+      const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(s.size(), 1);
+      throw DomainError(op,
+                        fmt::format("argument {}: {} contains {} (at row {}, column {}). "
+                                    "Factorisations and solves need finite input; look for an "
+                                    "overflow or a 0/0 upstream.",
+                                    arg, describe_batch_element(b, s.batch),
+                                    std::isnan(v[i]) ? "NaN" : "Inf",
+                                    (static_cast<int64_t>(i) % s.size()) / s.cols,
+                                    static_cast<int64_t>(i) % s.cols),
+                        arg, {t.shape()}, unravel_index(b, s.batch));
+    }
+}
+
+void check_nonzero_diagonal(const Tensor& t, const MatrixShape& s, const char* op, const char* arg) {
+  const double* v = t.data().data();
+  for (int64_t b = 0; b < s.count(); ++b)
+    for (int64_t i = 0; i < s.rows; ++i)
+      if (v[b * s.size() + i * s.cols + i] == 0.0)
+        throw DomainError(op,
+                          fmt::format("argument {}: {} is singular (diagonal entry {} is 0). A "
+                                      "triangular solve with it would divide by zero.",
+                                      arg, describe_batch_element(b, s.batch), i),
+                          arg, {t.shape()}, unravel_index(b, s.batch));
+}
+
+BatchPlan plan_batches(const Shape& batch_a, const Shape& batch_b, const char* op,
+                       const Shape& full_a, const Shape& full_b) {
+  BatchPlan plan;
+  try {
+    plan.batch = broadcast_shapes(batch_a, batch_b, op);
+  } catch (const ShapeError&) {
+    throw ShapeError(op, fmt::format("batch dimensions of shapes {} and {} do not broadcast.",
+                                     format_shape(full_a), format_shape(full_b)),
+                     "", {full_a, full_b});
+  }
+  plan.count = numel(plan.batch);
+  const int64_t na = numel(batch_a), nb = numel(batch_b);
+  const bool a_full = batch_a.size() <= plan.batch.size() && na == plan.count;
+  const bool b_full = batch_b.size() <= plan.batch.size() && nb == plan.count;
+  if ((a_full || na == 1) && (b_full || nb == 1)) {
+    plan.step_a = na == 1 ? 0 : 1;
+    plan.step_b = nb == 1 ? 0 : 1;
+    return plan;
+  }
+  // General broadcasting (e.g. [4, 1] against [1, 3]): list the pairs.
+  plan.uniform = false;
+  const auto sa = cholla::detail::broadcast_strides(batch_a, plan.batch);
+  const auto sb = cholla::detail::broadcast_strides(batch_b, plan.batch);
+  for (int64_t i = 0; i < plan.count; ++i) {
+    const auto index = unravel_index(i, plan.batch);
+    int64_t ia = 0, ib = 0;
+    for (size_t d = 0; d < index.size(); ++d) ia += index[d] * sa[d], ib += index[d] * sb[d];
+    plan.index_a.push_back(ia);
+    plan.index_b.push_back(ib);
+  }
+  return plan;
+}
+
+void for_each_run(const BatchPlan& plan,
+                  const std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>& kernel) {
+  if (plan.count == 0) return;
+  if (plan.uniform) {
+    kernel(0, plan.step_a, 0, plan.step_b, 0, plan.count);
+    return;
+  }
+  for (int64_t i = 0; i < plan.count; ++i)
+    kernel(plan.index_a[static_cast<size_t>(i)], 0, plan.index_b[static_cast<size_t>(i)], 0, i, 1);
+}
+
+Shape with_matrix(const Shape& batch, int64_t rows, int64_t cols) {
+  Shape s = batch;
+  s.push_back(rows);
+  s.push_back(cols);
+  return s;
+}
+
+}  // namespace cholla::linalg::detail

@@ -1,0 +1,77 @@
+// syevd and gelqf: two-output decompositions (linalg-ops.md §2.13, §2.14).
+#include <fmt/format.h>
+#include <vector>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+#include "linalg/batching.hpp"
+#include "linalg/kernels/kernels.hpp"
+#include "linalg/linalg.hpp"
+
+namespace cholla::linalg {
+
+std::pair<Tensor, Tensor> syevd(const Tensor& A) {
+  const auto s = detail::square_matrix_shape(A, "syevd", "A");
+  detail::check_finite(A, s, "syevd", "A");
+  const int64_t n = s.rows;
+  Tensor U = Tensor::make(A.shape(), A.to_vector());
+  Shape ls = s.batch;
+  ls.push_back(n);
+  Tensor lambda = Tensor::empty(ls);
+  std::vector<int64_t> info(static_cast<size_t>(s.count()));
+  kernels::syevd(n, U.mutable_data().data(), s.size(), lambda.mutable_data().data(), s.count(),
+                 info.data());
+  for (int64_t b = 0; b < s.count(); ++b)
+    if (info[static_cast<size_t>(b)] != 0)
+      throw DomainError("syevd", fmt::format("the eigensolver did not converge for {} (info {}).",
+                                             describe_batch_element(b, s.batch),
+                                             info[static_cast<size_t>(b)]),
+                        "A", {A.shape()}, unravel_index(b, s.batch));
+  auto outs = record_multi("syevd", {A}, {U, lambda},
+                           [U, lambda, n](std::span<const Tensor> g, Needs) {
+    // With V = U^T (eigenvectors as columns) the classical rule is
+    //   gA = V (diag(g_lambda) + F o (V^T g_V)) V^T,  F_ij = 1 / (lambda_j - lambda_i), i != j,
+    // and V^T g_V = U g_U^T. The result is symmetrised (symmetric convention).
+    Tensor inner;
+    if (g[1].defined()) inner = makediag(g[1]);
+    if (g[0].defined()) {
+      Tensor off = 1.0 - Tensor::eye(n);
+      Tensor gap = unsqueeze(lambda, -2) - unsqueeze(lambda, -1) + Tensor::eye(n);
+      Tensor term = off / gap * gemm2(U, g[0], {.transpose_b = true});
+      inner = inner.defined() ? inner + term : term;
+    }
+    Tensor gA = gemm2(gemm2(U, inner, {.transpose_a = true}), U);
+    return Grads{0.5 * (gA + transpose(gA))};
+  });
+  return {outs[0], outs[1]};
+}
+
+std::pair<Tensor, Tensor> gelqf(const Tensor& A) {
+  const auto s = detail::matrix_shape(A, "gelqf", "A");
+  if (s.rows > s.cols)
+    throw ShapeError("gelqf", fmt::format("needs m <= n for m x n matrices, got shape {}; for a "
+                                          "tall matrix factorise its transpose.",
+                                          format_shape(A.shape())),
+                     "A", {A.shape()});
+  detail::check_finite(A, s, "gelqf", "A");
+  const int64_t m = s.rows;
+  Tensor Q = Tensor::make(A.shape(), A.to_vector());
+  Tensor L = Tensor::zeros(detail::with_matrix(s.batch, m, m));
+  kernels::gelqf(m, s.cols, Q.mutable_data().data(), s.size(), L.mutable_data().data(), s.count());
+  auto outs = record_multi("gelqf", {A}, {Q, L}, [Q, L](std::span<const Tensor> g, Needs) {
+    // gA = L^{-T} (gQ + copyltu(M) Q),  M = L^T gL - gQ Q^T,  copyltu(M) = tril(M) + tril(M,-1)^T
+    Tensor M;
+    if (g[1].defined()) M = gemm2(L, g[1], {.transpose_a = true});
+    if (g[0].defined()) {
+      Tensor term = gemm2(g[0], Q, {.transpose_b = true});
+      M = M.defined() ? M - term : -term;
+    }
+    Tensor S = tril(M) + transpose(tril(M, -1));
+    Tensor rhs = gemm2(S, Q);
+    if (g[0].defined()) rhs = rhs + g[0];
+    return Grads{trsm(L, rhs, {.transpose = true})};
+  });
+  return {outs[0], outs[1]};
+}
+
+}  // namespace cholla::linalg

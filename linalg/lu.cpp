@@ -1,0 +1,100 @@
+// inverse, det, slogdet through LU with partial pivoting (linalg-ops.md §2.15-2.17).
+//
+// The LU factors are used for values only. The recorded backward rules re-derive A^{-1} from A
+// with the differentiable `inverse`, so higher derivatives see the dependence on A (saved LU
+// factors and pivots are not tape variables).
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+#include <vector>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+#include "linalg/batching.hpp"
+#include "linalg/kernels/kernels.hpp"
+#include "linalg/linalg.hpp"
+
+namespace cholla::linalg {
+namespace {
+
+struct SignLogAbs {
+  Tensor sign, logabs;
+};
+
+SignLogAbs lu_determinant(const Tensor& A, const char* op) {
+  const auto s = detail::square_matrix_shape(A, op, "A");
+  detail::check_finite(A, s, op, "A");
+  const int64_t n = s.rows;
+  std::vector<double> lu(A.data().begin(), A.data().end());
+  std::vector<int64_t> pivots(static_cast<size_t>(s.count() * n)), info(static_cast<size_t>(s.count()));
+  kernels::getrf(n, lu.data(), s.size(), pivots.data(), s.count(), info.data());
+  SignLogAbs r{Tensor::empty(s.batch), Tensor::empty(s.batch)};
+  for (int64_t b = 0; b < s.count(); ++b) {
+    double sign = 1.0, logabs = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double u = lu[static_cast<size_t>(b * s.size() + i * n + i)];
+      if (pivots[static_cast<size_t>(b * n + i)] != i) sign = -sign;
+      if (u < 0) sign = -sign;
+      logabs += std::log(std::abs(u));
+    }
+    if (info[static_cast<size_t>(b)] > 0) {
+      sign = 0.0;
+      logabs = -std::numeric_limits<double>::infinity();
+    }
+    r.sign.mutable_data()[static_cast<size_t>(b)] = sign;
+    r.logabs.mutable_data()[static_cast<size_t>(b)] = logabs;
+  }
+  return r;
+}
+
+// g of batch shape, scaled onto each matrix of A^{-T}.
+Tensor times_inverse_transpose(const Tensor& g, const Tensor& A) {
+  Shape s = g.shape();
+  s.push_back(1);
+  s.push_back(1);
+  return reshape(g, s) * transpose(inverse(A));
+}
+
+}  // namespace
+
+Tensor inverse(const Tensor& A) {
+  const auto s = detail::square_matrix_shape(A, "inverse", "A");
+  detail::check_finite(A, s, "inverse", "A");
+  Tensor X = Tensor::make(A.shape(), A.to_vector());
+  std::vector<int64_t> info(static_cast<size_t>(s.count()));
+  kernels::inverse(s.rows, X.mutable_data().data(), s.size(), s.count(), info.data());
+  for (int64_t b = 0; b < s.count(); ++b)
+    if (info[static_cast<size_t>(b)] > 0)
+      throw DomainError("inverse",
+                        fmt::format("{} is singular (pivot {} of its LU factorisation is 0). For "
+                                    "a covariance use potrf + trsm (or potri); to solve a "
+                                    "system, prefer a solve to an inverse.",
+                                    describe_batch_element(b, s.batch), info[static_cast<size_t>(b)]),
+                        "A", {A.shape()}, unravel_index(b, s.batch));
+  return record("inverse", {A}, X, [X](const Tensor& G, Needs) {
+    // d(A^{-1}) = -X dA X  =>  gA = -X^T G X^T
+    return Grads{-gemm2(gemm2(X, G, {.transpose_a = true}), X, {.transpose_b = true})};
+  });
+}
+
+std::pair<Tensor, Tensor> slogdet(const Tensor& A) {
+  SignLogAbs r = lu_determinant(A, "slogdet");
+  // Only log|det| is differentiable: d log|det A| = tr(A^{-1} dA).
+  Tensor logabs = record("slogdet", {A}, r.logabs, [A](const Tensor& g, Needs) {
+    return Grads{times_inverse_transpose(g, A)};
+  });
+  return {r.sign, logabs};
+}
+
+Tensor det(const Tensor& A) {
+  SignLogAbs r = lu_determinant(A, "det");
+  Tensor value = Tensor::empty(r.sign.shape());
+  for (size_t b = 0; b < value.data().size(); ++b)
+    value.mutable_data()[b] = r.sign.data()[b] * std::exp(r.logabs.data()[b]);
+  // d det A = det A tr(A^{-1} dA): gA = g det(A) A^{-T}, through the recorded output.
+  return record("det", {A}, value, [A, value](const Tensor& g, Needs) {
+    return Grads{times_inverse_transpose(g * value, A)};
+  });
+}
+
+}  // namespace cholla::linalg

@@ -1,0 +1,132 @@
+// trmm, trsm (linalg-ops.md §2.5, §2.6) and the triangle masks tril/triu.
+#include <algorithm>
+#include <fmt/format.h>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+#include "linalg/batching.hpp"
+#include "linalg/kernels/kernels.hpp"
+#include "linalg/linalg.hpp"
+
+namespace cholla::linalg {
+namespace {
+
+Tensor band(const Tensor& A, int64_t k, bool lower, const char* op) {
+  const auto s = detail::matrix_shape(A, op, "A");
+  Tensor out = Tensor::make(A.shape(), A.to_vector());
+  double* p = out.mutable_data().data();
+  for (int64_t b = 0; b < s.count(); ++b)
+    for (int64_t i = 0; i < s.rows; ++i)
+      for (int64_t j = 0; j < s.cols; ++j)
+        if (lower ? j - i > k : j - i < k) p[b * s.size() + i * s.cols + j] = 0.0;
+  // A mask is linear and self-adjoint: its backward is the same mask.
+  return record(op, {A}, out, [k, lower, op](const Tensor& G, Needs) {
+    return Grads{band(G, k, lower, op)};
+  });
+}
+
+struct TriangularProblem {
+  detail::MatrixShape a, b;
+  detail::BatchPlan plan;
+  int64_t n = 0;
+};
+
+// Shapes of op(A) B / B op(A): A square n x n; B has n rows (left) or n columns (right).
+TriangularProblem check_triangular(const Tensor& A, const Tensor& B, const TriangularOptions& o,
+                                   const char* op) {
+  TriangularProblem p;
+  p.a = detail::square_matrix_shape(A, op, "A");
+  p.b = detail::matrix_shape(B, op, "B");
+  p.n = p.a.rows;
+  const int64_t matched = o.rightside ? p.b.cols : p.b.rows;
+  if (matched != p.n)
+    throw ShapeError(op,
+                     fmt::format("A is {}x{} but B has shape {}; with rightside = {} B needs {} "
+                                 "{}.",
+                                 p.n, p.n, format_shape(B.shape()), o.rightside, p.n,
+                                 o.rightside ? "columns" : "rows"),
+                     "", {A.shape(), B.shape()});
+  p.plan = detail::plan_batches(p.a.batch, p.b.batch, op, A.shape(), B.shape());
+  return p;
+}
+
+// B's values broadcast to the result's batch shape: the buffer the kernels work on in place.
+Tensor result_buffer(const Tensor& B, const TriangularProblem& p) {
+  Tensor out = expand(B.detach(), detail::with_matrix(p.plan.batch, p.b.rows, p.b.cols));
+  if (out.impl()->storage != B.impl()->storage) return out;  // expand made a fresh buffer
+  Tensor copy = Tensor::empty(out.shape());
+  std::copy(out.data().begin(), out.data().end(), copy.mutable_data().begin());
+  return copy;
+}
+
+template <class Kernel>
+void run_in_place(const Tensor& A, Tensor& out, const TriangularProblem& p, Kernel kernel) {
+  const double* pa = A.data().data();
+  double* po = out.mutable_data().data();
+  detail::for_each_run(p.plan, [&](int64_t ia, int64_t step_a, int64_t, int64_t, int64_t io,
+                                   int64_t count) {
+    kernel(pa + ia * p.a.size(), step_a * p.a.size(), po + io * p.b.size(), p.b.size(), count);
+  });
+}
+
+Tensor project(const Tensor& gA, bool lower) { return lower ? tril(gA) : triu(gA); }
+
+}  // namespace
+
+Tensor tril(const Tensor& A, int64_t k) { return band(A, k, true, "tril"); }
+Tensor triu(const Tensor& A, int64_t k) { return band(A, k, false, "triu"); }
+
+Tensor trmm(const Tensor& A, const Tensor& B, const TriangularOptions& o) {
+  const auto p = check_triangular(A, B, o, "trmm");
+  Tensor out = result_buffer(B, p);
+  run_in_place(A, out, p, [&](const double* a, int64_t sa, double* b, int64_t sb, int64_t count) {
+    kernels::trmm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, a, sa, b, sb, count);
+  });
+  return record("trmm", {A, B}, out, [A, B, o](const Tensor& G, Needs needs) {
+    Tensor gA, gB;
+    if (needs[0]) {
+      Tensor full = !o.rightside ? (o.transpose ? gemm2(B, G, {.transpose_b = true, .alpha = o.alpha})
+                                                : gemm2(G, B, {.transpose_b = true, .alpha = o.alpha}))
+                                 : (o.transpose ? gemm2(G, B, {.transpose_a = true, .alpha = o.alpha})
+                                                : gemm2(B, G, {.transpose_a = true, .alpha = o.alpha}));
+      gA = sum_to(project(full, o.lower), A.shape());
+    }
+    if (needs[1]) {
+      TriangularOptions flipped = o;
+      flipped.transpose = !o.transpose;
+      gB = sum_to(trmm(A, G, flipped), B.shape());
+    }
+    return Grads{gA, gB};
+  });
+}
+
+Tensor trsm(const Tensor& A, const Tensor& B, const TriangularOptions& o) {
+  const auto p = check_triangular(A, B, o, "trsm");
+  detail::check_finite(A, p.a, "trsm", "A");
+  detail::check_finite(B, p.b, "trsm", "B");
+  detail::check_nonzero_diagonal(A, p.a, "trsm", "A");
+  Tensor X = result_buffer(B, p);
+  run_in_place(A, X, p, [&](const double* a, int64_t sa, double* b, int64_t sb, int64_t count) {
+    kernels::trsm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, a, sa, b, sb, count);
+  });
+  return record("trsm", {A, B}, X, [A, B, X, o](const Tensor& G, Needs needs) {
+    // W = op(A)^{-T} G (left) or G op(A)^{-T} (right): one solve with the flag flipped. B's
+    // gradient is alpha W and A's is built from W and X, so alpha = 0 divides by nothing.
+    TriangularOptions flipped = o;
+    flipped.transpose = !o.transpose;
+    flipped.alpha = 1.0;
+    Tensor W = trsm(A, G, flipped);
+    Tensor gA, gB;
+    if (needs[0]) {
+      Tensor full = !o.rightside ? (o.transpose ? gemm2(X, W, {.transpose_b = true, .alpha = -1.0})
+                                                : gemm2(W, X, {.transpose_b = true, .alpha = -1.0}))
+                                 : (o.transpose ? gemm2(W, X, {.transpose_a = true, .alpha = -1.0})
+                                                : gemm2(X, W, {.transpose_a = true, .alpha = -1.0}));
+      gA = sum_to(project(full, o.lower), A.shape());
+    }
+    if (needs[1]) gB = sum_to(o.alpha == 1.0 ? W : o.alpha * W, B.shape());
+    return Grads{gA, gB};
+  });
+}
+
+}  // namespace cholla::linalg
