@@ -17,3 +17,5 @@
 #include "autodiff/tape.hpp"
 #include "autodiff/tensor.hpp"
 #include "linalg/linalg.hpp"
+#include "distributions/distributions.hpp"
+#include "nn/nn.hpp"

@@ -1,5 +1,6 @@
 // Kernels against the plain per-matrix OpenBLAS/LAPACK loop on the same data.
-// Counter "ns/mat" is wall time per matrix. Run with OPENBLAS_NUM_THREADS=1 for stable
+// Counter "ns/mat" is CPU time per matrix (printed with an SI prefix and a stray "s":
+// "12.7ks" = 12 700 ns). Run with OPENBLAS_NUM_THREADS=1 for stable
 // numbers. In-place kernels (potrf, trsm, potri) restore their input with a memcpy inside
 // the timed loop, in both variants, so repeated solves cannot drift into inf/denormals.
 #include <benchmark/benchmark.h>

@@ -24,9 +24,28 @@ for exe in "$bench_dir"/*; do
   log=$(mktemp)
   if "$exe" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
        --benchmark_out="$out_dir/$name.json" --benchmark_out_format=json "$@" >"$log" 2>&1; then
-    # Header lines, then the median rows only.
-    grep -E '^(Benchmark|-{10,})' "$log" | head -2 || true
-    grep -E '_median' "$log" || true
+    if command -v python3 >/dev/null; then
+      # Median rows with counters as plain numbers (the console shows 1250 ns/op as "1.25ks").
+      python3 - "$out_dir/$name.json" <<'PY' || true
+import json, sys
+try:
+    runs = json.load(open(sys.argv[1]))["benchmarks"]
+except (OSError, ValueError, KeyError):
+    runs = []  # nothing matched the filter: Google Benchmark writes an empty file
+rows = [b for b in runs if b.get("aggregate_name") == "median"]
+skip = {"name", "run_name", "run_type", "repetitions", "threads", "aggregate_name",
+        "aggregate_unit", "iterations", "real_time", "cpu_time", "time_unit", "family_index",
+        "per_family_instance_index", "repetition_index", "label"}
+if not rows:
+    print("(no benchmark matched)")
+width = max((len(b["run_name"]) for b in rows), default=0)
+for b in rows:
+    counters = "  ".join(f"{k}={v:.6g}" for k, v in b.items() if k not in skip)
+    print(f"{b['run_name']:<{width}}  cpu {b['cpu_time']:10.4g} {b['time_unit']}  {counters}")
+PY
+    else
+      grep -E '^Benchmark |_median' "$log" || echo "(no benchmark matched)"
+    fi
   else
     cat "$log"
     echo "run-bench: $name failed" >&2

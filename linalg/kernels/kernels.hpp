@@ -47,6 +47,16 @@ void trsm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols,
 void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
           const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
 
+// Reverse mode of potrf, symmetric convention (linalg-ops.md §2.3): from the factor L[b]
+// (lower: A = L L^T) and the gradient gL[b] of the factor, writes the full symmetric
+//   gA = 1/2 L^{-T} copyltu(L^T tril(gL)) L^{-1}
+// (upper, A = U^T U: gA = 1/2 U^{-1} copyutl(triu(gU) U^T) U^{-T}). Only the named triangles
+// of L and gL are read. Blocked (Murray 2016): ~2n^3/3 flops, about twice a potrf, where
+// the symbolic formula costs ~3n^3. gA may alias gL. Not differentiable: ops use it only
+// for a first-order backward.
+void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, const double* gL,
+                    int64_t stride_g, double* gA, int64_t stride_out, int64_t batch);
+
 // In-place (T T^T)^{-1} (lower) or (T^T T)^{-1} (upper) from a triangular factor T; the
 // result is written as a full symmetric matrix. info[b] = i > 0 when T[i-1][i-1] == 0.
 void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);

@@ -1,0 +1,77 @@
+// dist::MultivariateNormal: a batch of d-dimensional Gaussians.
+//
+// Parameterisations (exactly one matrix per distribution):
+//   from_scale_tril(loc, L)       Sigma = L L^T, L lower with positive diagonal
+//   from_covariance(loc, S)       Sigma = S, factorised once with potrf
+//   from_precision(loc, P)        Sigma = P^{-1}, factorised once (P = M M^T), never inverted
+//   from_precision_tril(loc, M)   Sigma = (M M^T)^{-1}, M used without inversion
+//
+// Shapes: loc [..., d], the matrix [..., d, d]; batch_shape is the broadcast of loc's and the
+// matrix's leading dimensions, event_shape is [d]. log_prob(x) broadcasts x [..., d] against
+// the batch too. A matrix shared by many means or many x (no batch dimensions) is factorised
+// once and never expanded in memory.
+//
+// Every method is built from autodiff + linalg ops, so gradients (of any order) flow to loc
+// and to the matrix the distribution was built from. For d <= 8, log_prob runs as one fused
+// batched op (forward and first-order backward each one kernel); second order goes through
+// the composed ops.
+//
+// Gradient convention: the gradient w.r.t. a covariance or precision matrix is symmetric.
+#pragma once
+
+#include <cstdint>
+
+#include "autodiff/rng.hpp"
+#include "autodiff/tensor.hpp"
+#include "distributions/failure_policy.hpp"
+
+namespace cholla::dist {
+
+struct MvnOptions {
+  FailurePolicy on_failure = Throw{};  // covariance / precision only
+  bool validate = true;                // shape, triangle, positivity and symmetry checks
+  // A covariance or precision must be symmetric: |A_ij - A_ji| <= atol + rtol * max|A|.
+  double symmetry_rtol = 1e-6;
+  double symmetry_atol = 1e-12;
+};
+
+class MultivariateNormal {
+ public:
+  static MultivariateNormal from_scale_tril(Tensor loc, Tensor scale_tril, const MvnOptions& options = {});
+  static MultivariateNormal from_covariance(Tensor loc, Tensor covariance, const MvnOptions& options = {});
+  static MultivariateNormal from_precision(Tensor loc, Tensor precision, const MvnOptions& options = {});
+  static MultivariateNormal from_precision_tril(Tensor loc, Tensor precision_tril,
+                                                const MvnOptions& options = {});
+
+  // log density, shape = broadcast of x's batch dims and batch_shape.
+  Tensor log_prob(const Tensor& x) const;
+  Tensor sample(Rng& rng, int64_t n) const;   // [n, batch..., d], no gradient
+  Tensor rsample(Rng& rng, int64_t n) const;  // reparameterised: loc + L eps, differentiable
+  Tensor entropy() const;                      // batch shape
+  Tensor mean() const;                         // [batch..., d]
+  Tensor covariance() const;                   // [..., d, d]
+  Tensor precision() const;
+  Tensor scale_tril() const;
+  const Shape& batch_shape() const { return batch_; }
+  Shape event_shape() const { return {dim_}; }
+  int64_t dim() const { return dim_; }
+  const Tensor& loc() const { return loc_; }
+  // How the covariance/precision factorisation went (always ok() for the triangular forms).
+  const FactorReport& report() const { return report_; }
+
+ private:
+  MultivariateNormal(Tensor loc, Tensor factor, bool precision_factor, FactorReport report);
+
+  Tensor loc_;
+  Tensor factor_;              // scale_tril L (Sigma = L L^T) or precision_tril M (P = M M^T)
+  bool precision_factor_ = false;
+  FactorReport report_;
+  Shape batch_;
+  int64_t dim_ = 0;
+};
+
+// KL(p || q) for two MVNs of the same dimension, batch shapes broadcast:
+//   1/2 [ tr(Sq^{-1} Sp) + (mq - mp)^T Sq^{-1} (mq - mp) - d + log det Sq - log det Sp ]
+Tensor kl_divergence(const MultivariateNormal& p, const MultivariateNormal& q);
+
+}  // namespace cholla::dist

@@ -1,0 +1,197 @@
+// Fused MVN log-density kernels, one template instance per d = 1..8 so the compiler unrolls
+// the triangular loops. Per distinct factor the reciprocal diagonal and sum log diag are
+// computed once: a covariance shared by thousands of samples costs d logs in total.
+#include "distributions/mvn_kernels.hpp"
+
+#include <array>
+#include <cmath>
+
+#include "autodiff/elementwise.hpp"
+#include "autodiff/shape.hpp"
+
+namespace cholla::dist::detail {
+namespace {
+
+constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
+
+Shape leading(const Tensor& t, size_t drop) { return Shape(t.shape().begin(), t.shape().end() - static_cast<std::ptrdiff_t>(drop)); }
+
+struct Prepared {
+  std::vector<double> inv_diag;     // factor_count * d
+  std::vector<double> sum_log_diag;  // factor_count
+};
+
+Prepared prepare(const MvnBatch& b, const double* factor) {
+  Prepared p;
+  p.inv_diag.resize(static_cast<size_t>(b.factor_count * b.d));
+  p.sum_log_diag.resize(static_cast<size_t>(b.factor_count));
+  for (int64_t f = 0; f < b.factor_count; ++f) {
+    double s = 0.0;
+    for (int64_t i = 0; i < b.d; ++i) {
+      const double v = factor[f * b.d * b.d + i * b.d + i];
+      p.inv_diag[static_cast<size_t>(f * b.d + i)] = 1.0 / v;
+      s += std::log(v);
+    }
+    p.sum_log_diag[static_cast<size_t>(f)] = s;
+  }
+  return p;
+}
+
+struct Offsets {
+  int64_t loc, factor, x;
+};
+
+Offsets offsets(const MvnBatch& b, int64_t i) {
+  auto pick = [i](const std::vector<int64_t>& list, int64_t step) {
+    return list.empty() ? i * step : list[static_cast<size_t>(i)];
+  };
+  return {pick(b.loc_offset, b.loc_step), pick(b.factor_offset, b.factor_step), pick(b.x_offset, b.x_step)};
+}
+
+// r = x - loc; w = L^{-1} r (tril) or M^T r (precision). Returns |w|^2.
+template <int D>
+double whiten(const double* mu, const double* F, const double* x, const double* inv, bool precision,
+              double* r, double* w) {
+  for (int i = 0; i < D; ++i) r[i] = x[i] - mu[i];
+  double maha = 0.0;
+  if (!precision) {
+    for (int i = 0; i < D; ++i) {
+      double acc = r[i];
+      for (int j = 0; j < i; ++j) acc -= F[i * D + j] * w[j];
+      w[i] = acc * inv[i];
+      maha += w[i] * w[i];
+    }
+  } else {
+    for (int i = 0; i < D; ++i) {
+      double acc = 0.0;
+      for (int j = i; j < D; ++j) acc += F[j * D + i] * r[j];
+      w[i] = acc;
+      maha += acc * acc;
+    }
+  }
+  return maha;
+}
+
+template <int D>
+void forward(const MvnBatch& b, const Prepared& p, const double* loc, const double* F,
+             const double* x, bool precision, double* out) {
+  std::array<double, D> r{}, w{};
+  const double constant = D * kHalfLog2Pi;
+  for (int64_t i = 0; i < b.count; ++i) {
+    const Offsets o = offsets(b, i);
+    const int64_t f = o.factor / (D * D);
+    const double maha = whiten<D>(loc + o.loc, F + o.factor, x + o.x, &p.inv_diag[static_cast<size_t>(f * D)],
+                                  precision, r.data(), w.data());
+    const double hld = p.sum_log_diag[static_cast<size_t>(f)];
+    out[i] = -0.5 * maha + (precision ? hld : -hld) - constant;
+  }
+}
+
+template <int D>
+void backward(const MvnBatch& b, const Prepared& p, const double* loc, const double* F,
+              const double* x, bool precision, const double* g, double* gloc, double* gF, double* gx) {
+  std::array<double, D> r{}, w{}, t{};
+  for (int64_t i = 0; i < b.count; ++i) {
+    const Offsets o = offsets(b, i);
+    const int64_t f = o.factor / (D * D);
+    const double* L = F + o.factor;
+    const double* inv = &p.inv_diag[static_cast<size_t>(f * D)];
+    whiten<D>(loc + o.loc, L, x + o.x, inv, precision, r.data(), w.data());
+    const double gi = g[i];
+    if (!precision) {
+      for (int k = D - 1; k >= 0; --k) {  // t = s = L^{-T} z by back substitution
+        double acc = w[k];
+        for (int j = k + 1; j < D; ++j) acc -= L[j * D + k] * t[j];
+        t[k] = acc * inv[k];
+      }
+    } else {
+      for (int k = 0; k < D; ++k) {  // t = M y
+        double acc = 0.0;
+        for (int j = 0; j <= k; ++j) acc += L[k * D + j] * w[j];
+        t[k] = acc;
+      }
+    }
+    if (gloc != nullptr)
+      for (int k = 0; k < D; ++k) gloc[o.loc + k] += gi * t[k];
+    if (gx != nullptr)
+      for (int k = 0; k < D; ++k) gx[o.x + k] -= gi * t[k];
+    if (gF != nullptr) {
+      double* G = gF + o.factor;
+      for (int k = 0; k < D; ++k) {
+        // tril(s z^T) for the scale factor, -tril(r y^T) for the precision factor.
+        const double left = precision ? -gi * r[k] : gi * t[k];
+        for (int j = 0; j <= k; ++j) G[k * D + j] += left * w[j];
+        G[k * D + k] += precision ? gi * inv[k] : -gi * inv[k];
+      }
+    }
+  }
+}
+
+template <template <int> class Fn, class... Args>
+void dispatch(int64_t d, Args&&... args) {
+  switch (d) {
+    case 1: Fn<1>::run(args...); break;
+    case 2: Fn<2>::run(args...); break;
+    case 3: Fn<3>::run(args...); break;
+    case 4: Fn<4>::run(args...); break;
+    case 5: Fn<5>::run(args...); break;
+    case 6: Fn<6>::run(args...); break;
+    case 7: Fn<7>::run(args...); break;
+    case 8: Fn<8>::run(args...); break;
+    default: throw InternalError("mvn_log_prob", "fused kernel called with d > 8.");
+  }
+}
+
+template <int D>
+struct Forward {
+  template <class... A> static void run(A&&... a) { forward<D>(a...); }
+};
+template <int D>
+struct Backward {
+  template <class... A> static void run(A&&... a) { backward<D>(a...); }
+};
+
+// Offsets of each batch element into a tensor whose batch broadcasts to `shape`; empty with a
+// uniform step when possible.
+void place(const Shape& own, const Shape& shape, int64_t count, int64_t size,
+           std::vector<int64_t>& list, int64_t& step) {
+  const int64_t n = numel(own);
+  if (n == count || n == 1) {
+    step = n == 1 ? 0 : size;
+    return;
+  }
+  std::array<std::vector<int64_t>, 1> strides{cholla::detail::broadcast_strides(own, shape)};
+  list.resize(static_cast<size_t>(count));
+  cholla::detail::for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
+    list[static_cast<size_t>(i)] = off[0] * size;
+  });
+}
+
+}  // namespace
+
+MvnBatch plan_mvn_batch(const Tensor& loc, const Tensor& factor, const Tensor& x) {
+  MvnBatch b;
+  b.d = factor.size(-1);
+  const Shape lb = leading(loc, 1), fb = leading(factor, 2), xb = leading(x, 1);
+  b.shape = broadcast_shapes(broadcast_shapes(lb, fb, "log_prob"), xb, "log_prob");
+  b.count = numel(b.shape);
+  b.factor_count = numel(fb);
+  place(lb, b.shape, b.count, b.d, b.loc_offset, b.loc_step);
+  place(fb, b.shape, b.count, b.d * b.d, b.factor_offset, b.factor_step);
+  place(xb, b.shape, b.count, b.d, b.x_offset, b.x_step);
+  return b;
+}
+
+void mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
+                 bool precision, double* out) {
+  const Prepared p = prepare(b, factor);
+  dispatch<Forward>(b.d, b, p, loc, factor, x, precision, out);
+}
+
+void mvn_backward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
+                  bool precision, const double* g, double* gloc, double* gfactor, double* gx) {
+  const Prepared p = prepare(b, factor);
+  dispatch<Backward>(b.d, b, p, loc, factor, x, precision, g, gloc, gfactor, gx);
+}
+
+}  // namespace cholla::dist::detail

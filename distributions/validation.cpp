@@ -1,0 +1,106 @@
+#include "distributions/validation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+#include "autodiff/shape.hpp"
+
+namespace cholla::dist::validation {
+namespace {
+
+// DomainError for the first non-finite value, naming the batch element of `block`-sized items.
+void check_finite(const Tensor& t, int64_t block, const Shape& batch, const char* who, const char* arg) {
+  const auto v = t.data();
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) {
+      const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(block, 1);
+      throw DomainError(who,
+                        fmt::format("{} contains {} in {}. Parameters must be finite under every "
+                                    "failure policy; a NaN usually comes from an exploding "
+                                    "gradient or a 0/0 upstream.",
+                                    arg, std::isnan(v[i]) ? "NaN" : "Inf",
+                                    batch.empty() ? std::string("its only element")
+                                                  : fmt::format("batch element {} (index {})", b,
+                                                                format_shape(unravel_index(b, batch)))),
+                        arg, {t.shape()}, unravel_index(b, batch));
+    }
+}
+
+Shape drop_last(const Shape& s, size_t n) { return Shape(s.begin(), s.end() - static_cast<std::ptrdiff_t>(n)); }
+
+}  // namespace
+
+void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
+  if (!loc.defined() || loc.dim() < 1)
+    throw ShapeError(who, "loc must have shape [..., d].", "loc");
+  if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
+    throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg,
+                                      matrix.defined() ? format_shape(matrix.shape()) : "undefined"),
+                     arg, {matrix.defined() ? matrix.shape() : Shape{}});
+  const int64_t d = matrix.size(-1);
+  if (loc.size(-1) != d)
+    throw ShapeError(who, fmt::format("loc has shape {} but {} has shape {}: the last dimension of "
+                                      "loc must be d = {}.",
+                                      format_shape(loc.shape()), arg, format_shape(matrix.shape()), d),
+                     "loc", {loc.shape(), matrix.shape()});
+  try {
+    broadcast_shapes(drop_last(loc.shape(), 1), drop_last(matrix.shape(), 2), who);
+  } catch (const ShapeError&) {
+    throw ShapeError(who, fmt::format("the batch dimensions of loc {} and {} {} do not broadcast.",
+                                      format_shape(loc.shape()), arg, format_shape(matrix.shape())),
+                     "loc", {loc.shape(), matrix.shape()});
+  }
+  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
+  check_finite(matrix, d * d, drop_last(matrix.shape(), 2), who, arg);
+}
+
+void check_lower_positive_diagonal(const Tensor& L, const char* who, const char* arg) {
+  const int64_t d = L.size(-1);
+  const Shape batch = drop_last(L.shape(), 2);
+  const double* p = L.data().data();
+  for (int64_t b = 0; b < numel(batch); ++b)
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = i; j < d; ++j) {
+        const double v = p[b * d * d + i * d + j];
+        const bool bad = j == i ? !(v > 0.0) : v != 0.0;
+        if (!bad) continue;
+        throw DomainError(who,
+                          fmt::format("{} {} has {} at ({}, {}); it must be lower triangular with a "
+                                      "positive diagonal. Build it with transforms::fill_scale_tril, "
+                                      "or pass {{.validate = false}} to skip this check.",
+                                      arg, describe_batch_element(b, batch), v, i, j),
+                          arg, {L.shape()}, unravel_index(b, batch));
+      }
+}
+
+void check_symmetric(const Tensor& A, double rtol, double atol, const char* who, const char* arg) {
+  const int64_t d = A.size(-1);
+  const Shape batch = drop_last(A.shape(), 2);
+  const double* p = A.data().data();
+  for (int64_t b = 0; b < numel(batch); ++b) {
+    const double* m = p + b * d * d;
+    double largest = 0.0, worst = 0.0;
+    for (int64_t i = 0; i < d * d; ++i) largest = std::max(largest, std::abs(m[i]));
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < i; ++j) worst = std::max(worst, std::abs(m[i * d + j] - m[j * d + i]));
+    const double tolerance = atol + rtol * largest;
+    if (worst > tolerance)
+      throw DomainError(who,
+                        fmt::format("{} {} is not symmetric: max |A - A^T| = {:.3g} exceeds the "
+                                    "tolerance {:.3g}. Symmetrise it (0.5 (A + A^T)) or build it as "
+                                    "L L^T.",
+                                    arg, describe_batch_element(b, batch), worst, tolerance),
+                        arg, {A.shape()}, unravel_index(b, batch));
+  }
+}
+
+void check_sample(const Tensor& x, int64_t d, const char* who) {
+  if (!x.defined() || x.dim() < 1 || x.size(-1) != d)
+    throw ShapeError(who, fmt::format("x must have shape [..., {}], got {}.", d,
+                                      x.defined() ? format_shape(x.shape()) : "undefined"),
+                     "x", {x.defined() ? x.shape() : Shape{}});
+  check_finite(x, d, drop_last(x.shape(), 1), who, "x");
+}
+
+}  // namespace cholla::dist::validation

@@ -1,0 +1,101 @@
+#include "nn/optim/sgd.hpp"
+
+#include <fmt/core.h>
+
+#include "autodiff/tape.hpp"
+
+namespace cholla::optim {
+namespace {
+
+std::vector<std::vector<Tensor>> group_params(const std::vector<SGDParamGroup>& groups) {
+  std::vector<std::vector<Tensor>> out;
+  for (const auto& g : groups) out.push_back(g.params);
+  return out;
+}
+
+SGDOptions resolve(SGDOptions o, const SGDGroupOptions& g) {
+  o.lr = g.lr.value_or(o.lr);
+  o.momentum = g.momentum.value_or(o.momentum);
+  o.dampening = g.dampening.value_or(o.dampening);
+  o.weight_decay = g.weight_decay.value_or(o.weight_decay);
+  o.nesterov = g.nesterov.value_or(o.nesterov);
+  return o;
+}
+
+void check(const SGDOptions& o, std::size_t group) {
+  if (!(o.lr >= 0) || !(o.momentum >= 0) || !(o.weight_decay >= 0) || !(o.dampening >= 0) ||
+      !(o.dampening <= 1))
+    throw DomainError("sgd", fmt::format("group {}: lr = {}, momentum = {}, weight_decay = {} "
+                                         "must be >= 0 and dampening = {} in [0, 1].",
+                                         group, o.lr, o.momentum, o.weight_decay, o.dampening));
+  if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+    throw DomainError("sgd", fmt::format("group {}: nesterov needs momentum > 0 (got {}) and "
+                                         "dampening = 0 (got {}).",
+                                         group, o.momentum, o.dampening));
+}
+
+}  // namespace
+
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
+    : SGD(std::vector<SGDParamGroup>{{std::move(params), {}}}, options) {}
+
+SGD::SGD(std::vector<SGDParamGroup> groups, const SGDOptions& defaults)
+    : Optimizer("sgd", group_params(groups), {"momentum_buffer"}) {
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    options_.push_back(resolve(defaults, groups[g].options));
+    check(options_.back(), g);
+  }
+}
+
+SGDOptions& SGD::options(std::size_t group) {
+  params(group);  // range check
+  return options_[group];
+}
+
+void SGD::step() {
+  NoGrad guard;
+  for (std::size_t g = 0; g < num_groups(); ++g) {
+    const SGDOptions& o = options_[g];
+    check(o, g);  // options are writable between steps
+    const auto& ps = params(g);
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      Tensor p = ps[i];
+      const Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      ParamState& s = state(g, i);
+      auto v = p.mutable_data();
+      const auto gr = grad.data();
+      auto buf = s.buffers[0].mutable_data();
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        double d = gr[k] + o.weight_decay * v[k];
+        if (o.momentum != 0) {
+          buf[k] = s.steps == 0 ? d : o.momentum * buf[k] + (1 - o.dampening) * d;
+          d = o.nesterov ? d + o.momentum * buf[k] : buf[k];
+        }
+        v[k] -= o.lr * d;
+      }
+      ++s.steps;
+    }
+  }
+}
+
+NamedTensors SGD::hyperparameters(std::size_t group) const {
+  const SGDOptions& o = options_[group];
+  return {{"lr", Tensor::scalar(o.lr)},
+          {"momentum", Tensor::scalar(o.momentum)},
+          {"dampening", Tensor::scalar(o.dampening)},
+          {"weight_decay", Tensor::scalar(o.weight_decay)},
+          {"nesterov", Tensor::scalar(o.nesterov ? 1.0 : 0.0)}};
+}
+
+void SGD::set_hyperparameters(std::size_t group, const NamedTensors& values) {
+  SGDOptions o;
+  o.lr = values[0].second.item();
+  o.momentum = values[1].second.item();
+  o.dampening = values[2].second.item();
+  o.weight_decay = values[3].second.item();
+  o.nesterov = values[4].second.item() != 0;
+  options_[group] = o;
+}
+
+}  // namespace cholla::optim
