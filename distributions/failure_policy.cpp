@@ -14,14 +14,15 @@
 namespace cholla::dist {
 namespace {
 
+// Smallest diagonal entry over the usable factors: how close to singular training is getting.
 double smallest_pivot(const Tensor& L, const Tensor& mask) {
-  NoGrad guard;
-  Tensor diag = linalg::extractdiag(L.detach());
-  const int64_t d = diag.size(-1);
+  const int64_t d = L.size(-1);
+  const double* p = L.data().data();
+  const double* m = mask.data().data();
   double smallest = std::numeric_limits<double>::infinity();
-  for (int64_t i = 0; i < diag.numel(); ++i)
-    if (mask.data()[static_cast<size_t>(i / d)] != 0.0)
-      smallest = std::min(smallest, diag.data()[static_cast<size_t>(i)]);
+  for (int64_t b = 0; b < mask.numel(); ++b)
+    if (m[b] != 0.0)
+      for (int64_t i = 0; i < d; ++i) smallest = std::min(smallest, p[b * d * d + i * d + i]);
   return smallest;
 }
 
@@ -89,7 +90,7 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
     } catch (const NotPositiveDefinite& e) {
       throw NotPositiveDefinite(
           who,
-          fmt::format("the {} {} is not positive definite (leading minor of order {}). {}", arg,
+          fmt::format("{} ({}) is not positive definite (leading minor of order {}). {}", arg,
                       describe_batch_element(e.flat_batch_index(), batch), e.minor_order(), advice(arg)),
           arg, {A.shape()}, e.batch_index(), e.flat_batch_index(), e.minor_order());
     }
@@ -144,7 +145,7 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
       const int64_t b = pending[0];
       throw NotPositiveDefinite(
           who,
-          fmt::format("the {} {} is not positive definite even after {} jitter attempts (last "
+          fmt::format("{} ({}) is not positive definite even after {} jitter attempts (last "
                       "jitter {:.3g}). It may be far from positive definite or contain huge "
                       "values. {}",
                       arg, describe_batch_element(b, batch), j.max_tries, amount[static_cast<size_t>(b)], advice(arg)),

@@ -37,7 +37,7 @@ TEST_CASE("Throw: NotPositiveDefinite names the element, the minor and the way o
     CHECK(e.flat_batch_index() == 1);
     CHECK(e.minor_order() == 2);
     const std::string m = e.what();
-    CHECK(m.find("the covariance matrix 1 of batch shape [4] (index [1]) is not positive definite (leading minor of order 2)") != std::string::npos);
+    CHECK(m.find("covariance (matrix 1 of batch shape [4] (index [1])) is not positive definite (leading minor of order 2)") != std::string::npos);
     CHECK(m.find("from_scale_tril") != std::string::npos);
     CHECK(m.find("Jitter") != std::string::npos);
   }
