@@ -120,7 +120,7 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
     fixed = where(reshape(keep, s), A, identity_like_batch(batch, d));
   } else if (!f.report.failed.empty()) {
     const Jitter& j = std::get<Jitter>(policy);
-    const auto scales = diagonal_scales(A);
+    const auto scales = j.relative ? diagonal_scales(A) : std::vector<double>(static_cast<size_t>(count), 1.0);
     std::vector<double> amount(static_cast<size_t>(count), 0.0);
     std::vector<int64_t> pending = f.report.failed;
     for (int attempt = 0; attempt < j.max_tries && !pending.empty(); ++attempt) {

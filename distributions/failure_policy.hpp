@@ -21,9 +21,13 @@ namespace cholla::dist {
 
 struct Throw {};
 struct Jitter {
-  double start = 1e-6;  // first jitter, relative to the mean |diagonal| of that matrix
-  double factor = 10.0;
+  double start = 1e-6;  // first jitter added to the diagonal
+  double factor = 10.0;  // growth per try
   int max_tries = 6;
+  // Scale the jitter by the matrix's mean |diagonal|. Off by default: a jitter that grows with
+  // the matrix can feed back through an optimiser (a shrinking, indefinite covariance gets
+  // ever larger jitter), while an absolute one stays bounded by start * factor^(max_tries-1).
+  bool relative = false;
 };
 struct Mask {};
 using FailurePolicy = std::variant<Throw, Jitter, Mask>;
