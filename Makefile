@@ -27,7 +27,7 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 demo: build
-	OPENBLAS_NUM_THREADS=1 ./$(BUILD)/examples/fit_gaussian_2d
+	OPENBLAS_NUM_THREADS=1 ./$(BUILD)/examples/stock_returns
 
 test: build build-asan
 	@scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)

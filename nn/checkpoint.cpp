@@ -1,6 +1,7 @@
 #include "nn/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -113,7 +114,9 @@ Entries decode(const std::string& path, const std::string& in) {
     uint64_t count_values = 1;
     for (uint64_t d = 0; d < rank; ++d, at += 8) {
       const uint64_t dim = get_u(in, at, 8);
-      if (dim > (end - kHeader) / 8) fail(path, "corrupted: implausible dimension in entry " + name);
+      // Bound the running product by what the file could hold, so it cannot overflow.
+      if (dim != 0 && count_values > ((end - kHeader) / 8) / dim)
+        fail(path, "corrupted: implausible shape in entry " + name);
       shape.push_back(static_cast<int64_t>(dim));
       count_values *= dim;
     }

@@ -50,10 +50,10 @@ std::string Module::type_name() const {
   std::unique_ptr<char, void (*)(void*)> demangled(
       abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
   std::string name = status == 0 && demangled ? demangled.get() : mangled;
-  // "cholla::nn::Linear" reads as "Linear"; user types keep their own namespaces.
-  for (const char* prefix : {"cholla::nn::", "cholla::"})
-    if (name.rfind(prefix, 0) == 0) return name.substr(std::string(prefix).size());
-  return name;
+  // The class name alone, as PyTorch prints it: "cholla::nn::Linear" and
+  // "(anonymous namespace)::Net" read as "Linear" and "Net" (template arguments are kept).
+  const size_t scope = name.rfind("::", name.find('<'));
+  return scope == std::string::npos ? name : name.substr(scope + 2);
 }
 
 void Module::check_name(const std::string& name, const char* op) const {

@@ -10,6 +10,10 @@
 // "hidden.bias", "out.weight", ...); checkpoints and optimiser state are keyed by them, so they
 // must not depend on anything but the code that builds the module.
 //
+// A module keeps its own handle to each registered parameter: to change a parameter's values,
+// write into it (mutable_data() under NoGrad, or nn::load), never assign a new tensor to the
+// member, which would leave the module (and optimisers) holding the old one.
+//
 // A module registers its sub-modules by address, so modules are neither copyable nor movable:
 // build them in place (members, std::make_shared, Sequential::emplace).
 //
@@ -44,7 +48,8 @@ class Module {
   const std::vector<std::pair<std::string, Module*>>& children() const { return children_; }
 
   // Training mode (the default) or evaluation mode, for this module and all sub-modules.
-  void train(bool on = true);
+  // Virtual so that a module with mode-dependent state can react; call the base version.
+  virtual void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
 

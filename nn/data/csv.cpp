@@ -83,7 +83,10 @@ class Reader {
       out.push_back(std::move(f));
       if (i == n) break;
       ++i;  // the separator
-      if (!runs && i == n) out.push_back({{}, static_cast<int64_t>(i) + 1});
+      if (!runs && i == n) {  // a trailing separator ends with an empty field
+        out.push_back({{}, static_cast<int64_t>(i) + 1});
+        break;
+      }
     }
     return out;
   }

@@ -21,8 +21,13 @@ struct AdamOptions {
   double weight_decay = 0.0;  // AdamW's default is 1e-2 (see AdamW)
 };
 
+// A group's overrides of the optimiser's defaults; unset fields take the defaults.
 struct AdamGroupOptions {
-  std::optional<double> lr, beta1, beta2, eps, weight_decay;
+  std::optional<double> lr = std::nullopt;
+  std::optional<double> beta1 = std::nullopt;
+  std::optional<double> beta2 = std::nullopt;
+  std::optional<double> eps = std::nullopt;
+  std::optional<double> weight_decay = std::nullopt;
 };
 
 struct AdamParamGroup {

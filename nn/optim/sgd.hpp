@@ -24,8 +24,11 @@ struct SGDOptions {
 
 // A group's overrides of the optimiser's defaults; unset fields take the defaults.
 struct SGDGroupOptions {
-  std::optional<double> lr, momentum, dampening, weight_decay;
-  std::optional<bool> nesterov;
+  std::optional<double> lr = std::nullopt;
+  std::optional<double> momentum = std::nullopt;
+  std::optional<double> dampening = std::nullopt;
+  std::optional<double> weight_decay = std::nullopt;
+  std::optional<bool> nesterov = std::nullopt;
 };
 
 struct SGDParamGroup {
