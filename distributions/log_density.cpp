@@ -8,6 +8,7 @@
 //   t = M y:       gx = -g t,  gloc = g t,  gM = g (-tril(r y^T) + diag(1 / M_ii))
 #include <array>
 #include <cmath>
+#include <memory>
 
 #include "autodiff/elementwise.hpp"
 #include "autodiff/ops.hpp"
@@ -78,15 +79,15 @@ Tensor composed_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& 
 Tensor fused_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, bool precision) {
   const MvnBatch batch = plan_mvn_batch(loc, factor, x);
   Tensor out = Tensor::empty(batch.shape);
-  mvn_forward(batch, loc.data().data(), factor.data().data(), x.data().data(), precision,
-              out.mutable_data().data());
+  auto cache = std::make_shared<const FactorCache>(mvn_forward(
+      batch, loc.data().data(), factor.data().data(), x.data().data(), precision, out.mutable_data().data()));
   return record("mvn_log_prob", {loc, factor, x}, out,
-                [loc, factor, x, precision, batch](const Tensor& g, Needs needs) -> Grads {
+                [loc, factor, x, precision, batch, cache](const Tensor& g, Needs needs) -> Grads {
     if (grad_enabled()) return closed_form_gradients(loc, factor, x, precision, g);
     Tensor gl = needs[0] ? Tensor::zeros(loc.shape()) : Tensor();
     Tensor gf = needs[1] ? Tensor::zeros(factor.shape()) : Tensor();
     Tensor gx = needs[2] ? Tensor::zeros(x.shape()) : Tensor();
-    mvn_backward(batch, loc.data().data(), factor.data().data(), x.data().data(), precision,
+    mvn_backward(batch, *cache, loc.data().data(), factor.data().data(), x.data().data(), precision,
                  g.data().data(), gl.defined() ? gl.mutable_data().data() : nullptr,
                  gf.defined() ? gf.mutable_data().data() : nullptr,
                  gx.defined() ? gx.mutable_data().data() : nullptr);

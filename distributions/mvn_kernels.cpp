@@ -16,23 +16,23 @@ constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
 
 Shape leading(const Tensor& t, size_t drop) { return Shape(t.shape().begin(), t.shape().end() - static_cast<std::ptrdiff_t>(drop)); }
 
-struct Prepared {
-  std::vector<double> inv_diag;     // factor_count * d
-  std::vector<double> sum_log_diag;  // factor_count
-};
-
-Prepared prepare(const MvnBatch& b, const double* factor) {
-  Prepared p;
+// One log per factor instead of d: the product of the diagonal is accumulated as mantissa and
+// binary exponent (frexp), so it cannot overflow or underflow whatever the entries.
+FactorCache prepare(const MvnBatch& b, const double* factor) {
+  FactorCache p;
   p.inv_diag.resize(static_cast<size_t>(b.factor_count * b.d));
   p.sum_log_diag.resize(static_cast<size_t>(b.factor_count));
   for (int64_t f = 0; f < b.factor_count; ++f) {
-    double s = 0.0;
+    double mantissa = 1.0;
+    int64_t exponent = 0;
     for (int64_t i = 0; i < b.d; ++i) {
       const double v = factor[f * b.d * b.d + i * b.d + i];
       p.inv_diag[static_cast<size_t>(f * b.d + i)] = 1.0 / v;
-      s += std::log(v);
+      int e = 0;
+      mantissa = std::frexp(mantissa * v, &e);
+      exponent += e;
     }
-    p.sum_log_diag[static_cast<size_t>(f)] = s;
+    p.sum_log_diag[static_cast<size_t>(f)] = std::log(mantissa) + static_cast<double>(exponent) * M_LN2;
   }
   return p;
 }
@@ -73,7 +73,7 @@ double whiten(const double* mu, const double* F, const double* x, const double* 
 }
 
 template <int D>
-void forward(const MvnBatch& b, const Prepared& p, const double* loc, const double* F,
+void forward(const MvnBatch& b, const FactorCache& p, const double* loc, const double* F,
              const double* x, bool precision, double* out) {
   std::array<double, D> r{}, w{};
   const double constant = D * kHalfLog2Pi;
@@ -88,7 +88,7 @@ void forward(const MvnBatch& b, const Prepared& p, const double* loc, const doub
 }
 
 template <int D>
-void backward(const MvnBatch& b, const Prepared& p, const double* loc, const double* F,
+void backward(const MvnBatch& b, const FactorCache& p, const double* loc, const double* F,
               const double* x, bool precision, const double* g, double* gloc, double* gF, double* gx) {
   std::array<double, D> r{}, w{}, t{};
   for (int64_t i = 0; i < b.count; ++i) {
@@ -182,16 +182,16 @@ MvnBatch plan_mvn_batch(const Tensor& loc, const Tensor& factor, const Tensor& x
   return b;
 }
 
-void mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
-                 bool precision, double* out) {
-  const Prepared p = prepare(b, factor);
+FactorCache mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
+                        bool precision, double* out) {
+  FactorCache p = prepare(b, factor);
   dispatch<Forward>(b.d, b, p, loc, factor, x, precision, out);
+  return p;
 }
 
-void mvn_backward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
-                  bool precision, const double* g, double* gloc, double* gfactor, double* gx) {
-  const Prepared p = prepare(b, factor);
-  dispatch<Backward>(b.d, b, p, loc, factor, x, precision, g, gloc, gfactor, gx);
+void mvn_backward(const MvnBatch& b, const FactorCache& cache, const double* loc, const double* factor,
+                  const double* x, bool precision, const double* g, double* gloc, double* gfactor, double* gx) {
+  dispatch<Backward>(b.d, b, cache, loc, factor, x, precision, g, gloc, gfactor, gx);
 }
 
 }  // namespace cholla::dist::detail

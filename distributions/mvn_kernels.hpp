@@ -24,11 +24,18 @@ struct MvnBatch {
 
 MvnBatch plan_mvn_batch(const Tensor& loc, const Tensor& factor, const Tensor& x);
 
-void mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
-                 bool precision, double* out);
+// Per distinct factor: reciprocal diagonal and sum of log diagonal. The forward computes it and
+// the backward reuses it.
+struct FactorCache {
+  std::vector<double> inv_diag;      // factor_count * d
+  std::vector<double> sum_log_diag;  // factor_count
+};
+
+FactorCache mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
+                        bool precision, double* out);
 
 // Accumulates the first-order gradients (null pointers are skipped).
-void mvn_backward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
-                  bool precision, const double* g, double* gloc, double* gfactor, double* gx);
+void mvn_backward(const MvnBatch& b, const FactorCache& cache, const double* loc, const double* factor,
+                  const double* x, bool precision, const double* g, double* gloc, double* gfactor, double* gx);
 
 }  // namespace cholla::dist::detail

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "autodiff/finite.hpp"
 #include "autodiff/shape.hpp"
 
 namespace cholla::dist::validation {
@@ -12,8 +13,9 @@ namespace {
 // DomainError for the first non-finite value, naming the batch element of `block`-sized items.
 void check_finite(const Tensor& t, int64_t block, const Shape& batch, const char* who, const char* arg) {
   const auto v = t.data();
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i])) {
+  const int64_t bad = first_non_finite(v);
+  if (bad >= 0) {
+    const size_t i = static_cast<size_t>(bad);
       const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(block, 1);
       throw DomainError(who,
                         fmt::format("{} contains {} in {}. Parameters must be finite under every "

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/elementwise.hpp"
+#include "autodiff/finite.hpp"
 
 namespace cholla::linalg::detail {
 
@@ -29,8 +30,9 @@ MatrixShape square_matrix_shape(const Tensor& t, const char* op, const char* arg
 
 void check_finite(const Tensor& t, const MatrixShape& s, const char* op, const char* arg) {
   const auto v = t.data();
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i])) {
+  const int64_t bad = first_non_finite(v);
+  if (bad >= 0) {
+    const size_t i = static_cast<size_t>(bad);
       const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(s.size(), 1);
       throw DomainError(op,
                         fmt::format("argument {}: {} contains {} (at row {}, column {}). "
