@@ -1,4 +1,5 @@
 // + - * / and their scalar forms. Backward rules reduce broadcast gradients with sum_to.
+#include <array>
 #include <fmt/format.h>
 
 #include "autodiff/elementwise.hpp"
@@ -31,6 +32,7 @@ void require(const Tensor& t, const char* op, const char* arg) {
 Tensor add(const Tensor& a, const Tensor& b) {
   require(a, "add", "a"), require(b, "add", "b");
   Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
+  if (!needs_recording(std::array{a, b})) return out;  // skip building the closure
   return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
   });
@@ -39,6 +41,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   require(a, "sub", "a"), require(b, "sub", "b");
   Tensor out = detail::map_binary(a, b, "sub", [](double x, double y) { return x - y; });
+  if (!needs_recording(std::array{a, b})) return out;
   return record("sub", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(neg(g), sb) : Tensor()};
   });

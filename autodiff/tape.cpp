@@ -33,6 +33,18 @@ bool has_history(const TensorImpl& t) { return t.generation != 0; }
 
 void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? slot + g : g; }
 
+// The gradient slot of output `j` of an entry. Slots are handed to the backward by moving the
+// vector out (no copy, no allocation), so an entry swept before may have none: recreate them.
+Tensor& output_slot(Node& node, int32_t j) {
+  if (node.grad_outputs.empty()) node.grad_outputs.resize(static_cast<size_t>(node.num_outputs));
+  return node.grad_outputs[static_cast<size_t>(j)];
+}
+
+bool takes_part(const Tensor& t) {
+  const TensorImpl* p = t.impl();
+  return p != nullptr && (p->requires_grad || p->generation != 0);
+}
+
 // Reverse sweep over the entries top, top-1, ..., bottom. Leaves receive gradients either in
 // .grad() or, when they carry a capture slot, in `captured`.
 void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* captured) {
@@ -42,10 +54,10 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
     for (const Tensor& g : node.grad_outputs) any = any || g.defined();
     if (!any) continue;
     std::vector<Tensor> grad_outputs = std::move(node.grad_outputs);
-    node.grad_outputs.assign(static_cast<size_t>(node.num_outputs), Tensor());
+    node.grad_outputs.clear();
     Needs needs{0};
     for (size_t i = 0; i < node.inputs.size() && i < 64; ++i)
-      if (node.inputs[i].requires_grad()) needs.bits |= 1ULL << i;
+      if (takes_part(node.inputs[i])) needs.bits |= 1ULL << i;
     const char* op = node.op;
     // The deque keeps `node` in place even if this call appends entries (create_graph).
     Grads grads = node.backward(grad_outputs, needs);
@@ -56,7 +68,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& g = grads[i];
       const Tensor& input = node.inputs[i];
-      if (!g.defined() || !input.requires_grad()) continue;
+      if (!g.defined() || !takes_part(input)) continue;
       if (g.shape() != input.shape())
         throw ShapeError(fmt::format("backward of {}", op),
                          fmt::format("the gradient for input {} has shape {} but the input has "
@@ -67,12 +79,12 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
       TensorImpl& in = *input.impl();
       if (has_history(in)) {
         if (in.generation != tape.generation()) throw_stale(in);
-        accumulate(tape.node(in.node).grad_outputs[static_cast<size_t>(in.output)], g);
+        accumulate(output_slot(tape.node(in.node), in.output), g);
       } else if (captured != nullptr) {
         if (in.capture_slot >= 0) accumulate((*captured)[static_cast<size_t>(in.capture_slot)], g);
       } else {
-        Tensor total = in.grad.defined() ? in.grad + g : g;
-        in.grad = grad_enabled() ? total : total.detach();
+        // Without create_graph nothing here has history; with it, .grad() keeps its history.
+        in.grad = in.grad.defined() ? in.grad + g : g;
       }
     }
   }
@@ -89,7 +101,7 @@ int64_t plant_seed(Tape& tape, const Tensor& output, const Tensor& seed) {
   const TensorImpl& o = *output.impl();
   if (!has_history(o)) return -1;
   if (o.generation != tape.generation()) throw_stale(o);
-  accumulate(tape.node(o.node).grad_outputs[static_cast<size_t>(o.output)], seed);
+  accumulate(output_slot(tape.node(o.node), o.output), seed);
   return o.node;
 }
 
@@ -256,7 +268,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         sweep(tape, cursor, in.node + 1, &captured);
         cursor = in.node;
       }
-      Tensor g = tape.node(in.node).grad_outputs[static_cast<size_t>(in.output)];
+      Tensor g = output_slot(tape.node(in.node), in.output);
       if (g.defined()) accumulate(result[static_cast<size_t>(i)], g);
     }
     if (cursor >= 0) sweep(tape, cursor, 0, &captured);
