@@ -18,5 +18,8 @@ for dir in "$@"; do
   failed=$((failed + bad))
   rm -f "$log"
 done
+# An outside program: install the release build and compile the README example with pkg-config.
+echo "== install + pkg-config build of the README example ($1)"
+if scripts/check-install.sh "$1"; then passed=$((passed + 1)); else echo "install check FAILED"; failed=$((failed + 1)); fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
