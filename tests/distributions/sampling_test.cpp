@@ -1,6 +1,7 @@
 // Samples, entropy and KL against Monte Carlo and exact distributions (fixed seeds).
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "../linalg/linalg_helpers.hpp"
 
@@ -126,4 +127,44 @@ TEST_CASE("Normal: log_prob, entropy, gradients") {
                         {Tensor::from({2}, {0.5, -1.0}), Tensor::from({2}, {2.0, 0.3}), Tensor::from({3, 2}, {1, 2, 3, 4, 5, 6})});
   CHECK_THROWS_WITH_AS(Normal(Tensor::zeros({2}), Tensor::from({2}, {1.0, -1.0})),
                        doctest::Contains("scale has -1 at index [1]"), DomainError);
+}
+
+TEST_CASE("sample: two-sample KS test against an independent reference sampler") {
+  // Reference: Box-Muller on std::mt19937 and the 2x2 Cholesky factor written out by hand.
+  const double a = 1.7, b = -0.6, c = 0.9;  // covariance [[a, b], [b, c]]
+  const double l00 = std::sqrt(a), l10 = b / l00, l11 = std::sqrt(c - l10 * l10);
+  std::mt19937 engine(99);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const int64_t n = 20000;
+  std::vector<double> ref_u, ref_v;
+  for (int64_t i = 0; i < n; ++i) {
+    const double r = std::sqrt(-2.0 * std::log(1.0 - unit(engine))), t = 2.0 * M_PI * unit(engine);
+    const double z0 = r * std::cos(t), z1 = r * std::sin(t);
+    const double x0 = 0.3 + l00 * z0, x1 = -1.0 + l10 * z0 + l11 * z1;
+    ref_u.push_back(x0);
+    ref_v.push_back(x0 - 2.0 * x1);
+  }
+  auto mvn = MultivariateNormal::from_covariance(Tensor::from({2}, {0.3, -1.0}), Tensor::from({2, 2}, {a, b, b, c}));
+  Rng rng(100);
+  Tensor xs = mvn.sample(rng, n);
+  Tensor u = select(xs, 1, 0), v = select(xs, 1, 0) - 2.0 * select(xs, 1, 1);
+  auto two_sample = [](std::vector<double> p, std::vector<double> q) {
+    std::sort(p.begin(), p.end());
+    std::sort(q.begin(), q.end());
+    size_t i = 0, j = 0;
+    double worst = 0.0;
+    while (i < p.size() && j < q.size()) {
+      if (p[i] <= q[j]) ++i; else ++j;
+      worst = std::max(worst, std::abs(static_cast<double>(i) / static_cast<double>(p.size()) -
+                                       static_cast<double>(j) / static_cast<double>(q.size())));
+    }
+    return worst;
+  };
+  const double critical = 1.95 * std::sqrt(2.0 / static_cast<double>(n));  // alpha = 0.001
+  CHECK(two_sample(u.to_vector(), ref_u) < critical);
+  CHECK(two_sample(v.to_vector(), ref_v) < critical);
+  // The test has power: a sampler whose variance is 30% too large fails it.
+  auto wrong = MultivariateNormal::from_covariance(Tensor::from({2}, {0.3, -1.0}), Tensor::from({2, 2}, {1.3 * a, b, b, c}));
+  Tensor ws = wrong.sample(rng, n);
+  CHECK(two_sample(select(ws, 1, 0).to_vector(), ref_u) > critical);
 }
