@@ -46,8 +46,26 @@ Factorised factorise(const Tensor& A, bool lower, const char* op) {
   return f;
 }
 
+// From this order on, a plain first-order backward runs kernels::potrf_backward (blocked,
+// ~2n^3/3 flops, one pass over raw buffers) instead of the op composition (~3n^3 flops and
+// seven temporaries). Measured: the kernel is ahead from n = 4 (5.5x at n = 1024, 2x at
+// n = 8); at n = 3 the batched small-matrix ops still win.
+constexpr int64_t kKernelBackwardMinN = 4;
+
+// The kernel is not differentiable, so it only runs when the backward is not being recorded
+// (no create_graph): second derivatives keep the differentiable path.
+Tensor potrf_backward_raw(const Tensor& L, const Tensor& G, bool lower) {
+  const int64_t n = L.size(-1);
+  Tensor gA = Tensor::empty(L.shape());
+  kernels::potrf_backward(lower, n, L.data().data(), n * n, G.data().data(), n * n,
+                          gA.mutable_data().data(), n * n, L.numel() / (n * n));
+  return gA;
+}
+
 Tensor record_potrf(const char* op, const Tensor& A, const Tensor& L, bool lower) {
   return record(op, {A}, L, [L, lower](const Tensor& G, Needs) {
+    if (!grad_enabled() && L.size(-1) >= kKernelBackwardMinN)
+      return Grads{potrf_backward_raw(L, G, lower)};
     return Grads{potrf_backward(L, G, lower)};
   });
 }

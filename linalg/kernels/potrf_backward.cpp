@@ -32,9 +32,10 @@
 namespace cholla::linalg::kernels {
 namespace {
 
-// Block order: large enough for the two gemms to run near peak, small enough that the
-// k x k symbolic formula (3k^3 flops per block) stays a minor cost. Measured at n = 1024.
-constexpr int64_t kBlock = 128;
+// Block order: large enough for the gemms to run near peak, small enough that the k x k
+// symbolic formula (3k^3 flops per block) stays a minor cost. Stan's rule clamp(n/8, ., 128)
+// measured best here too: 128 at n = 1024, 16 at n = 128 (a single 128-block: ~2x slower).
+int64_t block_order(int64_t n) { return std::clamp<int64_t>(n / 8, 16, 128); }
 
 // L's logical lower triangle viewed through row-major (lower) or column-major (upper)
 // storage of an n x n buffer with leading dimension n.
@@ -62,12 +63,12 @@ void diagonal_block(const View& v, int k, const double* ld, const double* db, do
               k);
 }
 
-void one_matrix(const View& v, const double* L, double* G, double* w) {
+void one_matrix(const View& v, int64_t nb, const double* L, double* G, double* w) {
   const int64_t n = v.n;
   const int ni = static_cast<int>(n);
   const double* lp = L;
-  for (int64_t j = (n - 1) / kBlock * kBlock; j >= 0; j -= kBlock) {
-    const int k = static_cast<int>(std::min(kBlock, n - j));
+  for (int64_t j = (n - 1) / nb * nb; j >= 0; j -= nb) {
+    const int k = static_cast<int>(std::min(nb, n - j));
     const int m = static_cast<int>(n - j - k);  // rows below the diagonal block
     const int ji = static_cast<int>(j);
     const double* ld = lp + v.at(j, j);
@@ -107,7 +108,8 @@ void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, co
   detail::to_int(n, "n");
   detail::to_int(n * n, "n * n");
   const View v{lower ? CblasRowMajor : CblasColMajor, n};
-  std::vector<double> w(static_cast<size_t>(std::min(n, kBlock) * std::min(n, kBlock)));
+  const int64_t nb = block_order(n);
+  std::vector<double> w(static_cast<size_t>(std::min(n, nb) * std::min(n, nb)));
   for (int64_t b = 0; b < batch; ++b) {
     const double* g = gL + b * stride_g;
     double* out = gA + b * stride_out;
@@ -117,7 +119,7 @@ void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, co
         const bool keep = lower ? j <= i : j >= i;
         out[i * n + j] = keep ? g[i * n + j] : 0.0;
       }
-    one_matrix(v, L + b * stride_l, out, w.data());
+    one_matrix(v, nb, L + b * stride_l, out, w.data());
     // Off-diagonal entries counted both (i, j) and (j, i): halve, then make symmetric.
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = lower ? 0 : i + 1; j < (lower ? i : n); ++j) out[i * n + j] *= 0.5;
