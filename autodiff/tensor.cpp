@@ -6,6 +6,7 @@
 
 #include "autodiff/rng.hpp"
 #include "autodiff/shape.hpp"
+#include "autodiff/storage.hpp"
 #include "autodiff/tape.hpp"
 
 namespace cholla {
@@ -32,7 +33,7 @@ Tensor Tensor::empty(Shape shape) {
   auto impl = std::make_shared<TensorImpl>();
   impl->size = cholla::numel(shape);
   impl->shape = std::move(shape);
-  impl->storage = std::make_shared_for_overwrite<double[]>(static_cast<size_t>(impl->size));
+  impl->storage = detail::allocate_storage(static_cast<size_t>(impl->size));
   return Tensor(std::move(impl));
 }
 

@@ -28,6 +28,7 @@
 
 #include "linalg/kernels/internal.hpp"
 #include "linalg/kernels/kernels.hpp"
+#include "linalg/kernels/small.hpp"
 
 namespace cholla::linalg::kernels {
 namespace {
@@ -105,6 +106,7 @@ void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, co
   detail::require_nonnegative(n, "n");
   detail::require_nonnegative(batch, "batch");
   if (n == 0 || batch == 0) return;
+  if (n <= kSmallN) return small::potrf_backward(lower, n, L, stride_l, gL, stride_g, gA, stride_out, batch);
   detail::to_int(n, "n");
   detail::to_int(n * n, "n * n");
   const View v{lower ? CblasRowMajor : CblasColMajor, n};

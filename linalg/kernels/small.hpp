@@ -29,6 +29,8 @@ void dispatch(int64_t n, Fn&& fn) {
 
 void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
 void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, const double* gL,
+                    int64_t stride_g, double* gA, int64_t stride_out, int64_t batch);
 void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info);
 void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
 
