@@ -22,9 +22,11 @@ inline int64_t first_non_finite(std::span<const double> values) {
     for (size_t i = start; i < end; ++i) {
       uint64_t bits;
       std::memcpy(&bits, p + i, sizeof bits);
-      any |= static_cast<uint64_t>((bits & kExponent) == kExponent);
+      // An all-ones exponent (NaN, Inf) carries into bit 63 when one more unit is added to it:
+      // only and/add/or, which vectorise.
+      any |= (bits & kExponent) + (1ULL << 52);
     }
-    if (any != 0)
+    if ((any >> 63) != 0)
       for (size_t i = start; i < end; ++i)
         if (!std::isfinite(p[i])) return static_cast<int64_t>(i);
   }

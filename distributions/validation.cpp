@@ -61,12 +61,20 @@ void check_lower_positive_diagonal(const Tensor& L, const char* who, const char*
   const int64_t d = L.size(-1);
   const Shape batch = drop_last(L.shape(), 2);
   const double* p = L.data().data();
-  for (int64_t b = 0; b < numel(batch); ++b)
+  const int64_t count = numel(batch);
+  // Branch-free scan first (this runs on every distribution built); locate only on failure.
+  bool bad = false;
+  for (int64_t b = 0; b < count; ++b)
+    for (int64_t i = 0; i < d; ++i) {
+      bad |= !(p[b * d * d + i * d + i] > 0.0);
+      for (int64_t j = i + 1; j < d; ++j) bad |= p[b * d * d + i * d + j] != 0.0;
+    }
+  if (!bad) return;
+  for (int64_t b = 0; b < count; ++b)
     for (int64_t i = 0; i < d; ++i)
       for (int64_t j = i; j < d; ++j) {
         const double v = p[b * d * d + i * d + j];
-        const bool bad = j == i ? !(v > 0.0) : v != 0.0;
-        if (!bad) continue;
+        if (j == i ? v > 0.0 : v == 0.0) continue;
         throw DomainError(who,
                           fmt::format("{} {} has {} at ({}, {}); it must be lower triangular with a "
                                       "positive diagonal. Build it with transforms::fill_scale_tril, "

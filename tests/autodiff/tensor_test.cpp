@@ -1,5 +1,8 @@
 // Tensor factories, reading, Rng reproducibility, printing.
 #include <cmath>
+#include <limits>
+
+#include "autodiff/finite.hpp"
 
 #include "helpers.hpp"
 
@@ -47,4 +50,20 @@ TEST_CASE("detach shares values and drops history") {
   CHECK(d.is_leaf());
   CHECK(d.to_vector() == std::vector<double>{2, 4});
   Tape::current().release();
+}
+
+TEST_CASE("first_non_finite: NaN and Inf of either sign at block edges; extremes are finite") {
+  std::vector<double> v(1000, 1.5);
+  v[0] = -0.0;
+  v[1] = 1e308;
+  v[2] = -1e-310;  // subnormal
+  v[3] = -std::numeric_limits<double>::max();
+  CHECK(first_non_finite(v) == -1);
+  for (double bad : {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                     std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN()})
+    for (size_t at : {size_t{0}, size_t{255}, size_t{256}, size_t{999}}) {
+      auto w = v;
+      w[at] = bad;
+      CHECK(first_non_finite(w) == static_cast<int64_t>(at));
+    }
 }
