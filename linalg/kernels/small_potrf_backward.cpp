@@ -9,13 +9,14 @@ namespace {
 
 template <int N>
 void one(bool lower, const double* F, const double* G, double* out) {
-  double L[N][N], g[N][N], S[N][N];
+  double L[N][N], g[N][N], S[N][N], inv[N];
   for (int i = 0; i < N; ++i)
     for (int j = 0; j < N; ++j) {
       const bool in = j <= i;
       L[i][j] = in ? (lower ? F[i * N + j] : F[j * N + i]) : 0.0;
       g[i][j] = in ? (lower ? G[i * N + j] : G[j * N + i]) : 0.0;
     }
+  for (int i = 0; i < N; ++i) inv[i] = 1.0 / L[i][i];  // N divisions instead of 2 N^2
   // S = copyltu(L^T g): lower part M_ij = sum_{k >= i} L_ki g_kj (i >= j), mirrored.
   for (int i = 0; i < N; ++i)
     for (int j = 0; j <= i; ++j) {
@@ -28,14 +29,14 @@ void one(bool lower, const double* F, const double* G, double* out) {
     for (int i = N - 1; i >= 0; --i) {
       double acc = S[i][j];
       for (int k = i + 1; k < N; ++k) acc -= L[k][i] * S[k][j];
-      S[i][j] = acc / L[i][i];
+      S[i][j] = acc * inv[i];
     }
   // S := S L^{-1} (row by row).
   for (int r = 0; r < N; ++r)
     for (int j = N - 1; j >= 0; --j) {
       double acc = S[r][j];
       for (int k = j + 1; k < N; ++k) acc -= S[r][k] * L[k][j];
-      S[r][j] = acc / L[j][j];
+      S[r][j] = acc * inv[j];
     }
   // 1/2 of the result, symmetrised exactly (it is symmetric up to rounding).
   for (int i = 0; i < N; ++i)
