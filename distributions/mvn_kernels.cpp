@@ -73,15 +73,18 @@ double whiten(const double* mu, const double* F, const double* x, const double* 
 }
 
 template <int D>
-void forward(const MvnBatch& b, const FactorCache& p, const double* loc, const double* F,
+void forward(const MvnBatch& b, FactorCache& p, const double* loc, const double* F,
              const double* x, bool precision, double* out) {
-  std::array<double, D> r{}, w{};
   const double constant = D * kHalfLog2Pi;
+  p.residual.resize(static_cast<size_t>(b.count * D));
+  p.whitened.resize(static_cast<size_t>(b.count * D));
   for (int64_t i = 0; i < b.count; ++i) {
     const Offsets o = offsets(b, i);
     const int64_t f = o.factor / (D * D);
+    double* r = &p.residual[static_cast<size_t>(i * D)];
+    double* w = &p.whitened[static_cast<size_t>(i * D)];
     const double maha = whiten<D>(loc + o.loc, F + o.factor, x + o.x, &p.inv_diag[static_cast<size_t>(f * D)],
-                                  precision, r.data(), w.data());
+                                  precision, r, w);
     const double hld = p.sum_log_diag[static_cast<size_t>(f)];
     out[i] = -0.5 * maha + (precision ? hld : -hld) - constant;
   }
@@ -90,13 +93,16 @@ void forward(const MvnBatch& b, const FactorCache& p, const double* loc, const d
 template <int D>
 void backward(const MvnBatch& b, const FactorCache& p, const double* loc, const double* F,
               const double* x, bool precision, const double* g, double* gloc, double* gF, double* gx) {
-  std::array<double, D> r{}, w{}, t{};
+  std::array<double, D> t{};
+  (void)loc;
+  (void)x;
   for (int64_t i = 0; i < b.count; ++i) {
     const Offsets o = offsets(b, i);
     const int64_t f = o.factor / (D * D);
     const double* L = F + o.factor;
     const double* inv = &p.inv_diag[static_cast<size_t>(f * D)];
-    whiten<D>(loc + o.loc, L, x + o.x, inv, precision, r.data(), w.data());
+    const double* r = &p.residual[static_cast<size_t>(i * D)];
+    const double* w = &p.whitened[static_cast<size_t>(i * D)];
     const double gi = g[i];
     if (!precision) {
       for (int k = D - 1; k >= 0; --k) {  // t = s = L^{-T} z by back substitution

@@ -24,11 +24,14 @@ struct MvnBatch {
 
 MvnBatch plan_mvn_batch(const Tensor& loc, const Tensor& factor, const Tensor& x);
 
-// Per distinct factor: reciprocal diagonal and sum of log diagonal. The forward computes it and
-// the backward reuses it.
+// What the forward computes and the backward reuses: per distinct factor the reciprocal
+// diagonal and the sum of log diagonal; per sample the residual r = x - loc and its whitened
+// form w (L^{-1} r, or M^T r for a precision factor).
 struct FactorCache {
   std::vector<double> inv_diag;      // factor_count * d
   std::vector<double> sum_log_diag;  // factor_count
+  std::vector<double> residual;      // count * d
+  std::vector<double> whitened;      // count * d
 };
 
 FactorCache mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
