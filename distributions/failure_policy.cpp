@@ -31,8 +31,8 @@ std::string advice(const char* arg) {
   return fmt::format("Parameterise by a Cholesky factor instead (MultivariateNormal::"
                      "from_scale_tril with transforms::fill_scale_tril keeps it valid by "
                      "construction), or pass {{.on_failure = Jitter{{}}}} or Mask{{}} to keep "
-                     "training; the {} reaching here usually means an optimiser step or "
-                     "rounding broke positive definiteness.",
+                     "training (a {} estimated from data is singular when a feature is "
+                     "constant or features are collinear: add shrinkage).",
                      arg);
 }
 
@@ -74,6 +74,7 @@ std::string FactorReport::summary() const {
     s += fmt::format("; jitter up to {:.2g} applied", *std::max_element(jitter.begin(), jitter.end()));
   else
     s += fmt::format("; {} masked", failed.size());
+  if (usable() == 0) return s + "; no usable matrix left";
   return s + fmt::format("; smallest pivot {:.3g}", min_pivot);
 }
 
