@@ -158,3 +158,28 @@ TEST_CASE("log_prob: gradcheck and gradgradcheck in every parameterisation") {
   }, {loc9, S9, x9}, sym);
   CHECK_MESSAGE(first.ok, first.report);
 }
+
+TEST_CASE("composed path (d > 8) groups the rows of each factor: same values and gradients") {
+  for (bool precision : {false, true}) {
+    CAPTURE(precision);
+    Tensor F = test::triangular({3}, 9, true, 31).requires_grad(true);
+    Tensor loc = test::uniform({3, 9}, -1, 1, 32).requires_grad(true);
+    Tensor x = test::uniform({5, 3, 9}, -2, 2, 33);
+    Tensor w = test::uniform({5, 3}, -1, 1, 34);
+    // Grouped: factor batch [3] against rows [5, 3]. Reference: the factor expanded to the rows'
+    // batch, which takes the row-by-row path.
+    Tensor grouped = dist::detail::composed_log_prob(loc, F, x, precision);
+    Tensor rowwise = dist::detail::composed_log_prob(loc, expand(F, {5, 3, 9, 9}), x, precision);
+    test::check_close(grouped, rowwise, 1e-11);
+    auto g1 = grad({sum(grouped * w)}, {loc, F}, {.retain_graph = true});
+    auto g2 = grad({sum(rowwise * w)}, {loc, F});
+    test::check_close(g1[0], g2[0], 1e-10);
+    test::check_close(g1[1], g2[1], 1e-10);
+    // And against one distribution at a time.
+    for (int64_t n : {0, 4})
+      for (int64_t k = 0; k < 3; ++k) {
+        Tensor one = dist::detail::composed_log_prob(select(loc, 0, k), select(F, 0, k), select(select(x, 0, n), 0, k), precision);
+        CHECK(grouped.at({n, k}) == doctest::Approx(one.item()).epsilon(1e-12));
+      }
+  }
+}
