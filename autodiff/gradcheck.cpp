@@ -66,7 +66,7 @@ GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
                           const GradcheckOptions& options) {
   std::vector<Tensor> leaves;
   for (const Tensor& x : inputs) {
-    Tensor leaf = Tensor::make(x.shape(), x.to_vector());
+    Tensor leaf = x.clone();
     leaf.requires_grad(true);
     leaves.push_back(leaf);
   }
@@ -88,8 +88,8 @@ GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
     for (auto [at, mirror] : perturbations(inputs[i].shape(), s)) {
       std::vector<Tensor> plus, minus;
       for (const Tensor& x : inputs) {
-        plus.push_back(Tensor::make(x.shape(), x.to_vector()));
-        minus.push_back(Tensor::make(x.shape(), x.to_vector()));
+        plus.push_back(x.clone());
+        minus.push_back(x.clone());
       }
       for (int64_t k : {at, mirror}) {
         if (k < 0) continue;

@@ -167,6 +167,13 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
+Tensor Tensor::clone() const {
+  const TensorImpl& t = checked(impl_, "clone");
+  Tensor out = empty(t.shape);
+  std::copy_n(t.storage.get(), t.size, out.impl_->storage.get());
+  return out;
+}
+
 std::string to_string(const Tensor& t) {
   if (!t.defined()) return "tensor(undefined)";
   const Shape& s = t.shape();

@@ -58,7 +58,8 @@ class Tensor {
   Tensor grad() const;          // accumulated gradient of a leaf; undefined before backward
   void zero_grad();             // drops the accumulated gradient
   void set_grad(Tensor g);      // replaces it (optimisers, tests)
-  Tensor detach() const;        // same values, no history, no grad requirement
+  Tensor detach() const;        // same values (shared storage), no history, no grad requirement
+  Tensor clone() const;         // a copy of the values in new storage, no history
   void backward() const;        // scalar output: seeds 1
   void backward(const BackwardOptions& options) const;
   void backward(const Tensor& seed, const BackwardOptions& options) const;

@@ -39,7 +39,7 @@ Factorised factorise(const Tensor& A, bool lower, const char* op) {
   Factorised f;
   f.shape = detail::square_matrix_shape(A, op, "A");
   detail::check_finite(A, f.shape, op, "A");
-  f.L = Tensor::make(A.shape(), A.to_vector());
+  f.L = A.clone();
   f.info.assign(static_cast<size_t>(f.shape.count()), 0);
   kernels::potrf(lower, f.shape.rows, f.L.mutable_data().data(), f.shape.size(), f.shape.count(),
                  f.info.data());
@@ -105,7 +105,7 @@ Tensor potri(const Tensor& L, const CholeskyOptions& o) {
   const auto s = detail::square_matrix_shape(L, "potri", "L");
   detail::check_finite(L, s, "potri", "L");
   detail::check_nonzero_diagonal(L, s, "potri", "L");
-  Tensor X = Tensor::make(L.shape(), L.to_vector());
+  Tensor X = L.clone();
   std::vector<int64_t> info(static_cast<size_t>(s.count()), 0);
   kernels::potri(o.lower, s.rows, X.mutable_data().data(), s.size(), s.count(), info.data());
   for (int64_t b = 0; b < s.count(); ++b)

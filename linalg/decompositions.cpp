@@ -14,7 +14,7 @@ std::pair<Tensor, Tensor> syevd(const Tensor& A) {
   const auto s = detail::square_matrix_shape(A, "syevd", "A");
   detail::check_finite(A, s, "syevd", "A");
   const int64_t n = s.rows;
-  Tensor U = Tensor::make(A.shape(), A.to_vector());
+  Tensor U = A.clone();
   Shape ls = s.batch;
   ls.push_back(n);
   Tensor lambda = Tensor::empty(ls);
@@ -55,7 +55,7 @@ std::pair<Tensor, Tensor> gelqf(const Tensor& A) {
                      "A", {A.shape()});
   detail::check_finite(A, s, "gelqf", "A");
   const int64_t m = s.rows;
-  Tensor Q = Tensor::make(A.shape(), A.to_vector());
+  Tensor Q = A.clone();
   Tensor L = Tensor::zeros(detail::with_matrix(s.batch, m, m));
   kernels::gelqf(m, s.cols, Q.mutable_data().data(), s.size(), L.mutable_data().data(), s.count());
   auto outs = record_multi("gelqf", {A}, {Q, L}, [Q, L](std::span<const Tensor> g, Needs) {

@@ -60,7 +60,7 @@ Tensor times_inverse_transpose(const Tensor& g, const Tensor& A) {
 Tensor inverse(const Tensor& A) {
   const auto s = detail::square_matrix_shape(A, "inverse", "A");
   detail::check_finite(A, s, "inverse", "A");
-  Tensor X = Tensor::make(A.shape(), A.to_vector());
+  Tensor X = A.clone();
   std::vector<int64_t> info(static_cast<size_t>(s.count()));
   kernels::inverse(s.rows, X.mutable_data().data(), s.size(), s.count(), info.data());
   for (int64_t b = 0; b < s.count(); ++b)

@@ -13,7 +13,7 @@ namespace {
 
 Tensor band(const Tensor& A, int64_t k, bool lower, const char* op) {
   const auto s = detail::matrix_shape(A, op, "A");
-  Tensor out = Tensor::make(A.shape(), A.to_vector());
+  Tensor out = A.clone();
   double* p = out.mutable_data().data();
   for (int64_t b = 0; b < s.count(); ++b)
     for (int64_t i = 0; i < s.rows; ++i)
