@@ -83,14 +83,7 @@ Tensor handwritten_log_prob(const Tensor& mean, const Tensor& Sigma, const Tenso
 
 int run(int argc, char** argv);
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const cholla::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return examples::run_main(argc, argv, run); }
 
 int run(int argc, char** argv) {
   const auto cli = examples::parse_cli(

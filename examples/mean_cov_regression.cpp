@@ -18,6 +18,7 @@
 
 #include "common/cli.hpp"
 #include "common/plot.hpp"
+#include "common/training.hpp"
 
 using namespace cholla;
 
@@ -62,13 +63,6 @@ struct Model : nn::Module {
   }
   dist::MultivariateNormal forward(const Tensor& x) { return head(relu(dense2(relu(dense1(x))))); }
 };
-
-double constant_nll(const Tensor& train, const Tensor& test) {
-  Tensor m = mean(train, {0});
-  Tensor c = train - m;
-  Tensor S = linalg::gemm2(c, c, {.transpose_a = true}) / static_cast<double>(train.size(0));
-  return -mean(dist::MultivariateNormal::from_covariance(m, S).log_prob(test)).item();
-}
 
 void print_matrix_row(const char* label, const Tensor& v) {
   fmt::print("  {:<10}", label);
@@ -123,24 +117,15 @@ int run(int argc, char** argv) {
   nn::Progress progress({.epochs = epochs, .every = 10});
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     if (epoch == epochs * 6 / 10 || epoch == epochs * 85 / 100) opt.options().lr *= 0.3;  // step decay
-    double total = 0.0;
-    int64_t seen = 0;
-    for (auto [xb, yb] : data::DataLoader(X_train, Y_train, {.batch_size = 100, .seed = epoch})) {
-      Tensor loss = -mean(model.forward(xb).log_prob(yb));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      total += loss.item() * static_cast<double>(xb.size(0));
-      seen += xb.size(0);
-    }
-    progress.update(epoch, total / static_cast<double>(seen), seen);
+    const double loss = examples::train_epoch(model, opt, X_train, Y_train, {.batch_size = 100, .seed = epoch});
+    progress.update(epoch, loss, X_train.size(0));
   }
   progress.finish();
 
   NoGrad guard;
   auto predicted = model.forward(X_test);  // one distribution per test row
   const double model_nll = -mean(predicted.log_prob(Y_test)).item();
-  const double baseline = constant_nll(Y_train, Y_test);
+  const double baseline = examples::constant_gaussian_nll(Y_train, Y_test);
   fmt::print("test NLL per row: network {:.4f}, constant-covariance Gaussian {:.4f}", model_nll, baseline);
   bool ok = model_nll < baseline;
   if (!user_data) {
@@ -162,11 +147,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const cholla::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return examples::run_main(argc, argv, run); }

@@ -14,6 +14,7 @@
 
 #include "common/cli.hpp"
 #include "common/plot.hpp"
+#include "common/training.hpp"
 
 using namespace cholla;
 
@@ -90,13 +91,6 @@ struct Model : nn::Module {
   }
 };
 
-double constant_gaussian_nll(const Tensor& train, const Tensor& test) {
-  Tensor m = mean(train, {0});
-  Tensor c = train - m;
-  Tensor S = linalg::gemm2(c, c, {.transpose_a = true}) / static_cast<double>(train.size(0));
-  return -mean(dist::MultivariateNormal::from_covariance(m, S).log_prob(test)).item();
-}
-
 void draw(const std::string& dir, const Tensor& realised, const Tensor& predicted_cov, int64_t first_day) {
   // Realised volatility of the DAX: 20-day rolling standard deviation of its returns (the
   // network never sees the day it predicts, the rolling window is centred on the past).
@@ -172,17 +166,9 @@ int run(int argc, char** argv) {
   double best_val = INFINITY;
   std::vector<std::vector<double>> best;  // parameter values at the best validation NLL
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-    double total = 0.0;
-    int64_t seen = 0;
-    for (auto [xb, yb] : data::DataLoader(X_fit, Y_fit, {.batch_size = 64, .seed = epoch + static_cast<int64_t>(cli.seed)})) {
-      Tensor loss = -mean(model.forward(xb).log_prob(yb));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      total += loss.item() * static_cast<double>(xb.size(0));
-      seen += xb.size(0);
-    }
-    progress.update(epoch, total / static_cast<double>(seen), seen);
+    const double loss = examples::train_epoch(model, opt, X_fit, Y_fit,
+                                              {.batch_size = 64, .seed = epoch + static_cast<int64_t>(cli.seed)});
+    progress.update(epoch, loss, X_fit.size(0));
     NoGrad guard;
     const double val = -mean(model.forward(X_val).log_prob(Y_val)).item();
     if (val < best_val) {
@@ -202,7 +188,7 @@ int run(int argc, char** argv) {
   NoGrad guard;
   auto predicted = model.forward(X_test);
   const double model_nll = -mean(predicted.log_prob(Y_test)).item();
-  const double baseline_nll = constant_gaussian_nll(Y_train, Y_test);
+  const double baseline_nll = examples::constant_gaussian_nll(Y_train, Y_test);
   fmt::print("test NLL per day: network {:.4f}, constant-covariance Gaussian {:.4f}, moving covariance "
              "alone {:.4f} (lower is better)\n",
              model_nll, baseline_nll, ewma_nll);
@@ -213,11 +199,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const cholla::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return examples::run_main(argc, argv, run); }

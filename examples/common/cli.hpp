@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <fmt/core.h>
 #include <map>
 #include <sstream>
@@ -79,6 +80,16 @@ inline std::vector<std::string> split_list(const std::string& s) {
 inline int verdict(const Cli& cli, bool ok, const std::string& criterion) {
   fmt::print("check: {} ({})\n", ok ? "passed" : "FAILED", criterion);
   return cli.check && !ok ? 1 : 0;
+}
+
+// main() of every example: runs `run`, and turns a cholla error into a message and status 1.
+inline int run_main(int argc, char** argv, int (*run)(int, char**)) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
 }
 
 }  // namespace examples
