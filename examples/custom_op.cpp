@@ -19,6 +19,8 @@
 
 #include <cholla.hpp>
 
+#include "common/cli.hpp"
+
 using namespace cholla;
 
 namespace {
@@ -107,9 +109,15 @@ void check(const std::string& name, const TensorFunction& f, const std::vector<T
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const auto cli = examples::parse_cli(
+      argc, argv,
+      "custom_op: three differentiable ops defined outside the library (log_cosh, hypot, sincos),\n"
+      "checked against closed forms and with gradcheck / gradgradcheck.\n\n"
+      "--check passes when every check passes (--quick changes nothing: it is already fast).",
+      7);
   using Fn = std::vector<Tensor>;
-  Rng rng(7);
+  Rng rng(cli.seed);
 
   // Forward values: agree with the naive formula where it is finite, stay finite where not.
   {
@@ -175,7 +183,6 @@ int main() {
     expect(worst < 1e-15, fmt::format("backward: d/dx sum(log_cosh(x)) = tanh(x), diff {:.1e}", worst));
   }
 
-  fmt::print("{}\n", failures == 0 ? "all custom-op checks passed"
-                                   : fmt::format("{} custom-op check(s) FAILED", failures));
-  return failures == 0 ? 0 : 1;
+  return examples::verdict(cli, failures == 0, failures == 0 ? "all custom-op checks passed"
+                                                           : fmt::format("{} custom-op check(s) failed", failures));
 }

@@ -9,11 +9,19 @@
 
 #include <cholla.hpp>
 
+#include "common/cli.hpp"
+
 using namespace cholla;
 
-int main() {
+int main(int argc, char** argv) {
+  const auto cli = examples::parse_cli(
+      argc, argv,
+      "fit_gaussian_2d: a 2-D Gaussian's mean and Cholesky factor fitted by gradient descent.\n\n"
+      "--check passes when the fit is within 1e-3 of the maximum-likelihood estimate (the\n"
+      "sample mean and 1/n covariance).",
+      2026);
   // Data from a known Gaussian: mean (1, -2), covariance L L^T with L = [[1.5, 0], [0.8, 0.6]].
-  Rng rng(2026);
+  Rng rng(cli.seed);
   const int64_t n = 2000;
   Tensor eps = Tensor::randn({n, 2}, rng);
   Tensor e0 = select(eps, 1, 0), e1 = select(eps, 1, 1);
@@ -56,5 +64,5 @@ int main() {
                                  std::abs(a * a - s00), std::abs(a * c - s01),
                                  std::abs(c * c + b * b - s11)});
   fmt::print("largest difference from the maximum-likelihood estimate: {:.2e}\n", worst);
-  return worst < 1e-3 ? 0 : 1;
+  return examples::verdict(cli, worst < 1e-3, fmt::format("largest difference {:.1e} < 1e-3", worst));
 }
