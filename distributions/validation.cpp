@@ -13,20 +13,18 @@ namespace {
 // DomainError for the first non-finite value, naming the batch element of `block`-sized items.
 void check_finite(const Tensor& t, int64_t block, const Shape& batch, const char* who, const char* arg) {
   const auto v = t.data();
-  const int64_t bad = first_non_finite(v);
-  if (bad >= 0) {
-    const size_t i = static_cast<size_t>(bad);
-      const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(block, 1);
-      throw DomainError(who,
-                        fmt::format("{} contains {} in {}. Parameters must be finite under every "
-                                    "failure policy; a NaN usually comes from an exploding "
-                                    "gradient or a 0/0 upstream.",
-                                    arg, std::isnan(v[i]) ? "NaN" : "Inf",
-                                    batch.empty() ? std::string("its only element")
-                                                  : fmt::format("batch element {} (index {})", b,
-                                                                format_shape(unravel_index(b, batch)))),
-                        arg, {t.shape()}, unravel_index(b, batch));
-    }
+  const int64_t at = first_non_finite(v);
+  if (at < 0) return;
+  const int64_t b = at / std::max<int64_t>(block, 1);
+  throw DomainError(who,
+                    fmt::format("{} contains {} in {}. Parameters must be finite under every "
+                                "failure policy; a NaN usually comes from an exploding "
+                                "gradient or a 0/0 upstream.",
+                                arg, std::isnan(v[static_cast<size_t>(at)]) ? "NaN" : "Inf",
+                                batch.empty() ? std::string("its only element")
+                                              : fmt::format("batch element {} (index {})", b,
+                                                            format_shape(unravel_index(b, batch)))),
+                    arg, {t.shape()}, unravel_index(b, batch));
 }
 
 Shape drop_last(const Shape& s, size_t n) { return Shape(s.begin(), s.end() - static_cast<std::ptrdiff_t>(n)); }

@@ -30,20 +30,17 @@ MatrixShape square_matrix_shape(const Tensor& t, const char* op, const char* arg
 
 void check_finite(const Tensor& t, const MatrixShape& s, const char* op, const char* arg) {
   const auto v = t.data();
-  const int64_t bad = first_non_finite(v);
-  if (bad >= 0) {
-    const size_t i = static_cast<size_t>(bad);
-      const int64_t b = static_cast<int64_t>(i) / std::max<int64_t>(s.size(), 1);
-      throw DomainError(op,
-                        fmt::format("argument {}: {} contains {} (at row {}, column {}). "
-                                    "Factorisations and solves need finite input; look for an "
-                                    "overflow or a 0/0 upstream.",
-                                    arg, describe_batch_element(b, s.batch),
-                                    std::isnan(v[i]) ? "NaN" : "Inf",
-                                    (static_cast<int64_t>(i) % s.size()) / s.cols,
-                                    static_cast<int64_t>(i) % s.cols),
-                        arg, {t.shape()}, unravel_index(b, s.batch));
-    }
+  const int64_t at = first_non_finite(v);
+  if (at < 0) return;
+  const int64_t b = at / std::max<int64_t>(s.size(), 1);
+  throw DomainError(op,
+                    fmt::format("argument {}: {} contains {} (at row {}, column {}). "
+                                "Factorisations and solves need finite input; look for an "
+                                "overflow or a 0/0 upstream.",
+                                arg, describe_batch_element(b, s.batch),
+                                std::isnan(v[static_cast<size_t>(at)]) ? "NaN" : "Inf",
+                                (at % s.size()) / s.cols, at % s.cols),
+                    arg, {t.shape()}, unravel_index(b, s.batch));
 }
 
 void check_nonzero_diagonal(const Tensor& t, const MatrixShape& s, const char* op, const char* arg) {
