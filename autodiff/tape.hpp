@@ -129,24 +129,22 @@ std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
 
 // Records an op with one output; `backward(g, needs)` returns one gradient per input.
 template <class F>
-Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward) {
+Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, F&& backward) {
   static_assert(std::is_invocable_r_v<Grads, F&, const Tensor&, Needs>,
                 "backward must be callable as Grads(const Tensor& g, Needs needs)");
-  if (!needs_recording(std::span<const Tensor>(inputs.begin(), inputs.size()))) return output;
-  return record_multi(op, std::vector<Tensor>(inputs), {std::move(output)},
-                      [f = std::forward<F>(backward)](std::span<const Tensor> g, Needs n) {
-                        return f(g[0], n);
-                      })[0];
-}
-
-// Same, for ops with a variable number of inputs (concat, stack).
-template <class F>
-Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, F&& backward) {
   if (!needs_recording(inputs)) return output;
   return record_multi(op, std::move(inputs), {std::move(output)},
                       [f = std::forward<F>(backward)](std::span<const Tensor> g, Needs n) {
                         return f(g[0], n);
                       })[0];
+}
+
+// Same, with the inputs written in place: record("exp", {x}, out, ...).
+template <class F>
+Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward) {
+  // Checked before the vector is built: an op under NoGrad allocates nothing here.
+  if (!needs_recording(std::span<const Tensor>(inputs.begin(), inputs.size()))) return output;
+  return record(op, std::vector<Tensor>(inputs), std::move(output), std::forward<F>(backward));
 }
 
 // Gradients of sum_i <seeds_i, outputs_i> with respect to `inputs`, without touching .grad().

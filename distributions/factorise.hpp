@@ -25,6 +25,12 @@ namespace detail {
 // differentiable ops, so second derivatives are exact.
 Tensor fused_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, bool precision_factor);
 
+// Residual rows r [..., d] times the factor from the right: times_factor gives r^T M (or
+// r^T M^T with transpose), solve_factor gives r^T L^{-1} (or r^T L^{-T}). A factor without batch
+// dimensions is applied to all rows in one BLAS-3 call, never copied.
+Tensor times_factor(const Tensor& factor, const Tensor& rows, bool transpose);
+Tensor solve_factor(const Tensor& factor, const Tensor& rows, bool transpose);
+
 // The same density composed from linalg ops (any d); the reference the fused op is tested against.
 Tensor composed_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, bool precision_factor);
 

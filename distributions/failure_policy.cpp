@@ -36,6 +36,18 @@ std::string advice(const char* arg) {
                      arg);
 }
 
+// batch + [1, 1]: a per-element scalar broadcast over each matrix.
+Shape per_matrix(Shape batch) {
+  batch.push_back(1);
+  batch.push_back(1);
+  return batch;
+}
+
+// amount[b] * I for every element b of the batch.
+Tensor scaled_identities(const Shape& batch, const std::vector<double>& amount, int64_t d) {
+  return reshape(Tensor::from(batch, amount), per_matrix(batch)) * Tensor::eye(d);
+}
+
 Tensor identity_like_batch(const Shape& batch, int64_t d) {
   Shape s = batch;
   s.push_back(d);
@@ -114,11 +126,8 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
     Tensor keep = Tensor::ones(batch);
     for (int64_t b : f.report.failed) keep.mutable_data()[static_cast<size_t>(b)] = 0.0;
     f.report.mask = keep;
-    Shape s = batch;
-    s.push_back(1);
-    s.push_back(1);
     // Masked elements see the identity: finite factor, zero gradient to A there.
-    fixed = where(reshape(keep, s), A, identity_like_batch(batch, d));
+    fixed = where(reshape(keep, per_matrix(batch)), A, identity_like_batch(batch, d));
   } else if (!f.report.failed.empty()) {
     const Jitter& j = std::get<Jitter>(policy);
     const auto scales = j.relative ? diagonal_scales(A) : std::vector<double>(static_cast<size_t>(count), 1.0);
@@ -127,20 +136,15 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
     for (int attempt = 0; attempt < j.max_tries && !pending.empty(); ++attempt) {
       for (int64_t b : pending)
         amount[static_cast<size_t>(b)] = j.start * std::pow(j.factor, attempt) * scales[static_cast<size_t>(b)];
-      Shape s = batch;
-      s.push_back(1);
-      s.push_back(1);
-      Tensor jitter = reshape(Tensor::from(batch, amount), s) * Tensor::eye(d);
       std::vector<double> now;
       {
         NoGrad guard;
-        now = linalg::potrf_ex(A.detach() + jitter).second.to_vector();
+        now = linalg::potrf_ex(A.detach() + scaled_identities(batch, amount, d)).second.to_vector();
       }
       std::vector<int64_t> still;
       for (int64_t b : pending)
         if (now[static_cast<size_t>(b)] != 0) still.push_back(b);
       pending = still;
-      fixed = A + jitter;
     }
     if (!pending.empty()) {
       const int64_t b = pending[0];
@@ -153,6 +157,7 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
           arg, {A.shape()}, unravel_index(b, batch), b, 0);
     }
     for (int64_t b : f.report.failed) f.report.jitter.push_back(amount[static_cast<size_t>(b)]);
+    fixed = A + scaled_identities(batch, amount, d);  // recorded: the gradient reaches A
   }
   f.factor = linalg::potrf(fixed);
   f.report.min_pivot = smallest_pivot(f.factor, f.report.mask);

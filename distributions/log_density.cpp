@@ -14,14 +14,13 @@
 #include "autodiff/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
+#include "distributions/constants.hpp"
 #include "distributions/factorise.hpp"
 #include "distributions/mvn_kernels.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist::detail {
 namespace {
-
-constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
 
 // Applies a right-side triangular op to residual rows [..., d]. A factor without batch
 // dimensions is applied to all rows in one call (no copy of the factor, one BLAS-3 call).
@@ -31,6 +30,8 @@ Tensor on_rows(const Tensor& factor, const Tensor& rows, Op op) {
   if (factor.dim() == 2) return reshape(op(factor, reshape(rows, {-1, d})), rows.shape());
   return squeeze(op(factor, unsqueeze(rows, -2)), -2);
 }
+
+}  // namespace
 
 Tensor times_factor(const Tensor& M, const Tensor& rows, bool transpose) {
   return on_rows(M, rows, [transpose](const Tensor& f, const Tensor& r) {
@@ -43,6 +44,8 @@ Tensor solve_factor(const Tensor& L, const Tensor& rows, bool transpose) {
     return linalg::trsm(f, r, {.transpose = transpose, .rightside = true});
   });
 }
+
+namespace {
 
 // The closed-form gradients above, written with differentiable ops (used under create_graph).
 Grads closed_form_gradients(const Tensor& loc, const Tensor& factor, const Tensor& x,

@@ -6,6 +6,7 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "distributions/constants.hpp"
 #include "distributions/factorise.hpp"
 #include "distributions/mvn_kernels.hpp"
 #include "distributions/validation.hpp"
@@ -14,24 +15,14 @@
 namespace cholla::dist {
 namespace {
 
-constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
-
 Shape batch_of_vector(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 1); }
 Shape batch_of_matrix(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
 
-// Rows [..., d] times op(factor) from the right, with the shared-factor fast path.
-Tensor rows_times(const Tensor& factor, const Tensor& rows, const linalg::TriangularOptions& o, bool solve) {
-  const int64_t d = factor.size(-1);
-  auto apply = [&](const Tensor& r) { return solve ? linalg::trsm(factor, r, o) : linalg::trmm(factor, r, o); };
-  if (factor.dim() == 2) return reshape(apply(reshape(rows, {-1, d})), rows.shape());
-  return squeeze(apply(unsqueeze(rows, -2)), -2);
-}
-
 }  // namespace
 
-MultivariateNormal::MultivariateNormal(Tensor loc, Tensor factor, bool precision_factor, FactorReport report)
-    : loc_(std::move(loc)), factor_(std::move(factor)), precision_factor_(precision_factor),
-      report_(std::move(report)) {
+MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor)
+    : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
+      report_(std::move(parts.report)) {
   dim_ = factor_.size(-1);
   batch_ = broadcast_shapes(batch_of_vector(loc_), batch_of_matrix(factor_), "MultivariateNormal");
   if (!report_.mask.defined()) {
@@ -40,34 +31,39 @@ MultivariateNormal::MultivariateNormal(Tensor loc, Tensor factor, bool precision
   }
 }
 
+namespace {
+
+// The two triangular forms: the factor is used as given.
+MultivariateNormal::Parts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
+  validation::check_parameters(loc, F, who, arg);
+  if (o.validate) validation::check_lower_positive_diagonal(F, who, arg);
+  return {std::move(loc), std::move(F), {}};
+}
+
+// The two symmetric forms: factorised once with potrf under the failure policy.
+MultivariateNormal::Parts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
+  validation::check_parameters(loc, A, who, arg);
+  if (o.validate) validation::check_symmetric(A, o.symmetry_rtol, o.symmetry_atol, who, arg);
+  Factorisation f = factorise(A, o.on_failure, who, arg);
+  return {std::move(loc), std::move(f.factor), std::move(f.report)};
+}
+
+}  // namespace
+
 MultivariateNormal MultivariateNormal::from_scale_tril(Tensor loc, Tensor L, const MvnOptions& o) {
-  const char* who = "MultivariateNormal::from_scale_tril";
-  validation::check_parameters(loc, L, who, "scale_tril");
-  if (o.validate) validation::check_lower_positive_diagonal(L, who, "scale_tril");
-  return MultivariateNormal(std::move(loc), std::move(L), false, {});
+  return {from_factor(std::move(loc), std::move(L), o, "MultivariateNormal::from_scale_tril", "scale_tril"), false};
 }
 
 MultivariateNormal MultivariateNormal::from_precision_tril(Tensor loc, Tensor M, const MvnOptions& o) {
-  const char* who = "MultivariateNormal::from_precision_tril";
-  validation::check_parameters(loc, M, who, "precision_tril");
-  if (o.validate) validation::check_lower_positive_diagonal(M, who, "precision_tril");
-  return MultivariateNormal(std::move(loc), std::move(M), true, {});
+  return {from_factor(std::move(loc), std::move(M), o, "MultivariateNormal::from_precision_tril", "precision_tril"), true};
 }
 
 MultivariateNormal MultivariateNormal::from_covariance(Tensor loc, Tensor S, const MvnOptions& o) {
-  const char* who = "MultivariateNormal::from_covariance";
-  validation::check_parameters(loc, S, who, "covariance");
-  if (o.validate) validation::check_symmetric(S, o.symmetry_rtol, o.symmetry_atol, who, "covariance");
-  Factorisation f = factorise(S, o.on_failure, who, "covariance");
-  return MultivariateNormal(std::move(loc), std::move(f.factor), false, std::move(f.report));
+  return {from_symmetric(std::move(loc), std::move(S), o, "MultivariateNormal::from_covariance", "covariance"), false};
 }
 
 MultivariateNormal MultivariateNormal::from_precision(Tensor loc, Tensor P, const MvnOptions& o) {
-  const char* who = "MultivariateNormal::from_precision";
-  validation::check_parameters(loc, P, who, "precision");
-  if (o.validate) validation::check_symmetric(P, o.symmetry_rtol, o.symmetry_atol, who, "precision");
-  Factorisation f = factorise(P, o.on_failure, who, "precision");
-  return MultivariateNormal(std::move(loc), std::move(f.factor), true, std::move(f.report));
+  return {from_symmetric(std::move(loc), std::move(P), o, "MultivariateNormal::from_precision", "precision"), true};
 }
 
 Tensor MultivariateNormal::log_prob(const Tensor& x) const {
@@ -86,8 +82,8 @@ Tensor MultivariateNormal::rsample(Rng& rng, int64_t n) const {
   s.push_back(dim_);
   Tensor eps = Tensor::randn(s, rng);
   // Rows: x^T = loc^T + eps^T L^T, or with the precision factor x^T = loc^T + eps^T M^{-1}.
-  Tensor noise = precision_factor_ ? rows_times(factor_, eps, {.rightside = true}, true)
-                                   : rows_times(factor_, eps, {.transpose = true, .rightside = true}, false);
+  Tensor noise = precision_factor_ ? detail::solve_factor(factor_, eps, false)
+                                   : detail::times_factor(factor_, eps, true);
   return loc_ + noise;
 }
 
@@ -99,7 +95,7 @@ Tensor MultivariateNormal::sample(Rng& rng, int64_t n) const {
 Tensor MultivariateNormal::entropy() const {
   Tensor half_logdet = linalg::sumlogdiag(factor_);
   if (precision_factor_) half_logdet = -half_logdet;
-  const double constant = static_cast<double>(dim_) * (0.5 + kHalfLog2Pi);
+  const double constant = static_cast<double>(dim_) * (0.5 + detail::kHalfLog2Pi);
   return expand(half_logdet + constant, batch_);
 }
 
@@ -128,7 +124,7 @@ Tensor kl_divergence(const MultivariateNormal& p, const MultivariateNormal& q) {
   // tr(Sq^{-1} Sp) = |Lq^{-1} Lp|_F^2;  Mahalanobis term through one solve with Lq.
   Tensor trace = sum(square(linalg::trsm(Lq, Lp)), {-2, -1});
   Tensor diff = q.loc() - p.loc();
-  Tensor z = rows_times(Lq, diff, {.transpose = true, .rightside = true}, true);
+  Tensor z = detail::solve_factor(Lq, diff, true);
   Tensor maha = sum(square(z), {-1});
   Tensor logdet_ratio = 2.0 * (linalg::sumlogdiag(Lq) - linalg::sumlogdiag(Lp));
   return 0.5 * (trace + maha - static_cast<double>(p.dim()) + logdet_ratio);

@@ -59,8 +59,14 @@ class MultivariateNormal {
   // How the covariance/precision factorisation went (always ok() for the triangular forms).
   const FactorReport& report() const { return report_; }
 
+  // What a factory hands the constructor (internal).
+  struct Parts {
+    Tensor loc, factor;
+    FactorReport report;
+  };
+
  private:
-  MultivariateNormal(Tensor loc, Tensor factor, bool precision_factor, FactorReport report);
+  MultivariateNormal(Parts parts, bool precision_factor);
 
   Tensor loc_;
   Tensor factor_;              // scale_tril L (Sigma = L L^T) or precision_tril M (P = M M^T)

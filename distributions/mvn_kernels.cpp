@@ -8,11 +8,10 @@
 
 #include "autodiff/elementwise.hpp"
 #include "autodiff/shape.hpp"
+#include "distributions/constants.hpp"
 
 namespace cholla::dist::detail {
 namespace {
-
-constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
 
 Shape leading(const Tensor& t, size_t drop) { return Shape(t.shape().begin(), t.shape().end() - static_cast<std::ptrdiff_t>(drop)); }
 

@@ -6,11 +6,10 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "distributions/constants.hpp"
 
 namespace cholla::dist {
 namespace {
-
-constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;
 
 void check_values(const Tensor& t, const char* arg, bool positive) {
   const auto v = t.data();
@@ -47,7 +46,7 @@ Normal::Normal(Tensor loc, Tensor scale, bool validate)
 
 Tensor Normal::log_prob(const Tensor& x) const {
   Tensor z = (x - loc_) / scale_;
-  return -0.5 * square(z) - log(scale_) - kHalfLog2Pi;
+  return -0.5 * square(z) - log(scale_) - detail::kHalfLog2Pi;
 }
 
 Tensor Normal::rsample(Rng& rng, int64_t n) const {
@@ -59,7 +58,7 @@ Tensor Normal::sample(Rng& rng, int64_t n) const {
   return rsample(rng, n).detach();
 }
 
-Tensor Normal::entropy() const { return expand(log(scale_) + (0.5 + kHalfLog2Pi), batch_); }
+Tensor Normal::entropy() const { return expand(log(scale_) + (0.5 + detail::kHalfLog2Pi), batch_); }
 
 Tensor Normal::variance() const { return square(scale_); }
 

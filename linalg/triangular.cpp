@@ -53,10 +53,8 @@ TriangularProblem check_triangular(const Tensor& A, const Tensor& B, const Trian
 // B's values broadcast to the result's batch shape: the buffer the kernels work on in place.
 Tensor result_buffer(const Tensor& B, const TriangularProblem& p) {
   Tensor out = expand(B.detach(), detail::with_matrix(p.plan.batch, p.b.rows, p.b.cols));
-  if (out.impl()->storage != B.impl()->storage) return out;  // expand made a fresh buffer
-  Tensor copy = Tensor::empty(out.shape());
-  std::copy(out.data().begin(), out.data().end(), copy.mutable_data().begin());
-  return copy;
+  // expand returns its input when no broadcasting is needed: the kernels must not write into B.
+  return out.impl()->storage != B.impl()->storage ? out : out.clone();
 }
 
 template <class Kernel>

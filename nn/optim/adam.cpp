@@ -9,12 +9,6 @@
 namespace cholla::optim {
 namespace {
 
-std::vector<std::vector<Tensor>> group_params(const std::vector<AdamParamGroup>& groups) {
-  std::vector<std::vector<Tensor>> out;
-  for (const auto& g : groups) out.push_back(g.params);
-  return out;
-}
-
 AdamOptions resolve(AdamOptions o, const AdamGroupOptions& g) {
   o.lr = g.lr.value_or(o.lr);
   o.beta1 = g.beta1.value_or(o.beta1);
@@ -49,7 +43,7 @@ Adam::Adam(std::vector<AdamParamGroup> groups, const AdamOptions& defaults)
 
 Adam::Adam(const char* kind, std::vector<AdamParamGroup> groups, const AdamOptions& defaults,
            bool decoupled)
-    : Optimizer(kind, group_params(groups), {"exp_avg", "exp_avg_sq"}), decoupled_(decoupled) {
+    : Optimizer(kind, params_of(groups), {"exp_avg", "exp_avg_sq"}), decoupled_(decoupled) {
   for (std::size_t g = 0; g < groups.size(); ++g) {
     options_.push_back(resolve(defaults, groups[g].options));
     check(kind, options_.back(), g);

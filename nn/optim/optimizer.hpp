@@ -57,6 +57,14 @@ class Optimizer {
   Optimizer(const char* kind, std::vector<std::vector<Tensor>> groups,
             std::vector<std::string> buffers);
 
+  // The parameter lists of SGDParamGroup / AdamParamGroup values, for the constructor above.
+  template <class Group>
+  static std::vector<std::vector<Tensor>> params_of(const std::vector<Group>& groups) {
+    std::vector<std::vector<Tensor>> out;
+    for (const auto& g : groups) out.push_back(g.params);
+    return out;
+  }
+
   // Per-parameter state: a step count and one buffer per name in `buffers` (zeros of the
   // parameter's shape), allocated up front so that the state's layout never changes.
   struct ParamState {

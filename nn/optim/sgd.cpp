@@ -7,12 +7,6 @@
 namespace cholla::optim {
 namespace {
 
-std::vector<std::vector<Tensor>> group_params(const std::vector<SGDParamGroup>& groups) {
-  std::vector<std::vector<Tensor>> out;
-  for (const auto& g : groups) out.push_back(g.params);
-  return out;
-}
-
 SGDOptions resolve(SGDOptions o, const SGDGroupOptions& g) {
   o.lr = g.lr.value_or(o.lr);
   o.momentum = g.momentum.value_or(o.momentum);
@@ -40,7 +34,7 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
     : SGD(std::vector<SGDParamGroup>{{std::move(params), {}}}, options) {}
 
 SGD::SGD(std::vector<SGDParamGroup> groups, const SGDOptions& defaults)
-    : Optimizer("sgd", group_params(groups), {"momentum_buffer"}) {
+    : Optimizer("sgd", params_of(groups), {"momentum_buffer"}) {
   for (std::size_t g = 0; g < groups.size(); ++g) {
     options_.push_back(resolve(defaults, groups[g].options));
     check(options_.back(), g);

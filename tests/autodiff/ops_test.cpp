@@ -78,7 +78,7 @@ TEST_CASE("unary: gradcheck and gradgradcheck") {
     Tensor any = uniform(s, -2.0, 2.0, 3);
     Tensor positive = uniform(s, 0.3, 3.0, 4);
     // Keep kinks (relu, abs, clamp, elu at 0) away from the finite-difference stencil.
-    Tensor away = any + 0.05 * sum(any * 0.0) + where(greater(any, Tensor::zeros({})), Tensor::full({}, 0.1), Tensor::full({}, -0.1));
+    Tensor away = any + where(greater(any, Tensor::zeros({})), Tensor::full({}, 0.1), Tensor::full({}, -0.1));
     check_gradients([](const Fn& x) { return exp(x[0]); }, {any});
     check_gradients([](const Fn& x) { return log(x[0]); }, {positive});
     check_gradients([](const Fn& x) { return log1p(x[0]); }, {positive});
