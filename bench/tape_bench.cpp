@@ -5,7 +5,7 @@
 //     y = y + x        (binary, the leaf x takes part: backward accumulates into x.grad())
 // Counter "ns/op" is wall time divided by the number of ops in the chain.
 //
-//   FwdBwd     forward recorded + backward (the DESIGN.md "tape overhead" row)
+//   FwdBwd     forward recorded + backward (the "tape overhead" target of docs/design.md)
 //   FwdRecord  forward recorded, then the tape released without a backward
 //   FwdNoGrad  forward under NoGrad: kernels and tensor allocation only, no tape
 //   RawLoop    the same maths fwd+bwd as hand-written loops over preallocated buffers: the floor

@@ -1,9 +1,9 @@
 // The MVN log-density: composed from linalg ops (any d), and fused for d <= 8.
 //
-// With residuals r = x - loc (rows), for Sigma = L L^T (linalg-ops.md §4(b)):
+// With residuals r = x - loc (rows), for Sigma = L L^T (docs/linalg.md §8.2):
 //   z = L^{-1} r,  log p = -1/2 |z|^2 - sum log L_ii - d/2 log 2 pi
 //   s = L^{-T} z:  gx = -g s,  gloc = g s,  gL = g (tril(s z^T) - diag(1 / L_ii))
-// and for the precision factor P = M M^T (§4(c)):
+// and for the precision factor P = M M^T (§8.3):
 //   y = M^T r,     log p = -1/2 |y|^2 + sum log M_ii - d/2 log 2 pi
 //   t = M y:       gx = -g t,  gloc = g t,  gM = g (-tril(r y^T) + diag(1 / M_ii))
 #include <algorithm>

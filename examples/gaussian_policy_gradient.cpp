@@ -72,7 +72,7 @@ Rollout rollout(const Policy& policy, int64_t episodes, Rng& rng) {
   return out;
 }
 
-// log N(a; mean, Sigma) written with the linalg primitives (linalg-ops.md §4(a)).
+// log N(a; mean, Sigma) written with the linalg primitives (docs/linalg.md §8.1).
 Tensor handwritten_log_prob(const Tensor& mean, const Tensor& Sigma, const Tensor& a) {
   Tensor L = linalg::potrf(Sigma);
   Tensor Z = linalg::trsm(L, a - mean, {.transpose = true, .rightside = true});  // rows L^{-1}(a - mean)

@@ -1,4 +1,4 @@
-// potrf, potrf_ex, potri (linalg-ops.md §2.3, §2.4).
+// potrf, potrf_ex, potri (docs/linalg.md §4.1, §4.2).
 #include <fmt/format.h>
 #include <limits>
 #include <vector>

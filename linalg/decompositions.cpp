@@ -1,4 +1,4 @@
-// syevd and gelqf: two-output decompositions (linalg-ops.md §2.13, §2.14).
+// syevd and gelqf: two-output decompositions (docs/linalg.md §6.2, §6.1).
 #include <fmt/format.h>
 #include <vector>
 

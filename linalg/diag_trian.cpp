@@ -1,4 +1,4 @@
-// extractdiag/makediag, extracttrian/maketrian, sumlogdiag (linalg-ops.md §2.7-2.11).
+// extractdiag/makediag, extracttrian/maketrian, sumlogdiag (docs/linalg.md §5).
 //
 // All four packing ops are one gather/scatter pair over a list of matrix positions; a gather
 // and the scatter with the same positions are exact adjoints, so each is the other's backward.

@@ -1,4 +1,4 @@
-// gemm, gemm2, syrk (linalg-ops.md §2.1, §2.2, §2.12).
+// gemm, gemm2, syrk (docs/linalg.md §2.1-§2.3).
 #include <fmt/format.h>
 
 #include "autodiff/ops.hpp"

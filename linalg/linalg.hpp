@@ -1,4 +1,5 @@
-// Differentiable batched linear algebra with MXNet `linalg` semantics (see linalg-ops.md).
+// Differentiable batched linear algebra with MXNet `linalg` semantics (the maths of every op,
+// its backward and the conventions: docs/linalg.md).
 //
 // Shapes: the last two dimensions are the matrix, leading dimensions are batch dimensions.
 // gemm, gemm2, trmm and trsm broadcast the batch dimensions of their two operands as PyTorch

@@ -1,4 +1,4 @@
-// inverse, det, slogdet through LU with partial pivoting (linalg-ops.md §2.15-2.17).
+// inverse, det, slogdet through LU with partial pivoting (docs/linalg.md §7).
 //
 // The LU factors are used for values only. The recorded backward rules re-derive A^{-1} from A
 // with the differentiable `inverse`, so higher derivatives see the dependence on A (saved LU

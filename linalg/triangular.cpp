@@ -1,4 +1,4 @@
-// trmm, trsm (linalg-ops.md §2.5, §2.6) and the triangle masks tril/triu.
+// trmm, trsm (docs/linalg.md §3.1, §3.2, §3.3) and the triangle masks tril/triu.
 #include <algorithm>
 #include <fmt/format.h>
 

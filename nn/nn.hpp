@@ -1,10 +1,6 @@
 // cholla::nn, cholla::optim, cholla::data: modules, losses, optimisers, data loading,
-// checkpoints and the training progress line.
-//
-// Not here yet: nn::MultivariateNormalHead (a layer returning a dist::MultivariateNormal,
-// DESIGN.md "nn, optim, data"). It is being written with distributions/ (nn/mvn_head.{hpp,cpp});
-// when it lands it joins this umbrella and nn/meson.build (cholla_sources, cholla_headers).
-// Until then examples/mvn_from_network.cpp, which uses it, does not build.
+// checkpoints, the training progress line, and nn::MultivariateNormalHead (a layer whose output
+// is a dist::MultivariateNormal, nn/mvn_head.hpp).
 #pragma once
 
 #include "nn/activations.hpp"

@@ -47,7 +47,7 @@ void trsm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols,
 void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
           const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
 
-// Reverse mode of potrf, symmetric convention (linalg-ops.md §2.3): from the factor L[b]
+// Reverse mode of potrf, symmetric convention (docs/linalg.md §4.1): from the factor L[b]
 // (lower: A = L L^T) and the gradient gL[b] of the factor, writes the full symmetric
 //   gA = 1/2 L^{-T} copyltu(L^T tril(gL)) L^{-1}
 // (upper, A = U^T U: gA = 1/2 U^{-1} copyutl(triu(gU) U^T) U^{-T}). Only the named triangles

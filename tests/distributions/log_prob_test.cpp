@@ -1,5 +1,5 @@
 // MultivariateNormal::log_prob against independent closed forms, across parameterisations,
-// batch shapes, the fused and the composed paths; gradients against linalg-ops.md §4.
+// batch shapes, the fused and the composed paths; gradients against docs/linalg.md §8.
 #include <cmath>
 
 #include "../linalg/linalg_helpers.hpp"
@@ -102,7 +102,7 @@ TEST_CASE("fused log_prob equals the composed ops, values and gradients, every d
     }
 }
 
-TEST_CASE("gradients match the closed forms of linalg-ops.md §4") {
+TEST_CASE("gradients match the closed forms of docs/linalg.md §8") {
   // Covariance: gSigma = 1/2 sum_j g_j (s_j s_j^T - Sigma^{-1}),  s_j = Sigma^{-1} (x_j - mu).
   Tensor S = test::spd({}, 3, 12).requires_grad(true);
   Tensor loc = test::uniform({3}, -1, 1, 13).requires_grad(true);

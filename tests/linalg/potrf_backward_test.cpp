@@ -1,6 +1,6 @@
 // kernels::potrf_backward (blocked, Murray 2016) against the symbolic formula written with
 // differentiable ops, and potrf's first-order gradient at an order that takes the kernel path
-// against the closed form of linalg-ops.md §4(a).
+// against the closed form of docs/linalg.md §8.1.
 #include "linalg_helpers.hpp"
 
 #include "linalg/kernels/kernels.hpp"
@@ -11,7 +11,7 @@ using namespace cholla::linalg;
 namespace {
 
 // gA = 1/2 L^{-T} copyltu(L^T gL) L^{-1} (lower), 1/2 U^{-1} copyutl(gU U^T) U^{-T} (upper),
-// composed from ops exactly as linalg-ops.md §2.3 states it.
+// composed from ops exactly as docs/linalg.md §4.1 states it.
 Tensor symbolic(const Tensor& L, const Tensor& G, bool lower) {
   NoGrad guard;
   if (lower) {
