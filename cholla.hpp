@@ -9,6 +9,7 @@
 // Layers: autodiff (tensors, tape, gradcheck) <- linalg <- distributions <- nn.
 #pragma once
 
+#include "autodiff/checks.hpp"
 #include "autodiff/errors.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/ops.hpp"

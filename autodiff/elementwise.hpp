@@ -59,7 +59,7 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
     return out;
   }
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, op);
   double* o = out.mutable_data().data();
   if (b.numel() == 1 && shape == a.shape()) {
     const double s = pb[0];

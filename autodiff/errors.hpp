@@ -53,6 +53,11 @@ class GraphError : public Error {
 class IoError : public Error {
   using Error::Error;
 };
+// A result or buffer larger than this machine can hold ("add: the result [100000, 100000]
+// needs 74.5 GiB"). Make the batch smaller, or check the shapes that broadcast into it.
+class ResourceError : public Error {
+  using Error::Error;
+};
 // A bug in cholla itself (e.g. LAPACK reporting an illegal argument). Please report it.
 class InternalError : public Error {
   using Error::Error;

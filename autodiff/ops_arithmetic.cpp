@@ -2,6 +2,7 @@
 #include <array>
 #include <fmt/format.h>
 
+#include "autodiff/checks.hpp"
 #include "autodiff/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
@@ -20,17 +21,8 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
 
 }  // namespace detail
 
-namespace {
-
-void require(const Tensor& t, const char* op, const char* arg) {
-  if (!t.defined())
-    throw GraphError(op, fmt::format("argument {} is an undefined tensor.", arg), arg);
-}
-
-}  // namespace
-
 Tensor add(const Tensor& a, const Tensor& b) {
-  require(a, "add", "a"), require(b, "add", "b");
+  check_defined(a, "add", "a"), check_defined(b, "add", "b");
   Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
   if (!needs_recording(std::array{a, b})) return out;  // skip building the closure
   return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
@@ -39,7 +31,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  require(a, "sub", "a"), require(b, "sub", "b");
+  check_defined(a, "sub", "a"), check_defined(b, "sub", "b");
   Tensor out = detail::map_binary(a, b, "sub", [](double x, double y) { return x - y; });
   if (!needs_recording(std::array{a, b})) return out;
   return record("sub", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
@@ -48,7 +40,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  require(a, "mul", "a"), require(b, "mul", "b");
+  check_defined(a, "mul", "a"), check_defined(b, "mul", "b");
   Tensor out = detail::map_binary(a, b, "mul", [](double x, double y) { return x * y; });
   return record("mul", {a, b}, out, [a, b](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g * b, a.shape()) : Tensor(),
@@ -57,7 +49,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  require(a, "div", "a"), require(b, "div", "b");
+  check_defined(a, "div", "a"), check_defined(b, "div", "b");
   Tensor out = detail::map_binary(a, b, "div", [](double x, double y) { return x / y; });
   return record("div", {a, b}, out, [a, b, out](const Tensor& g, Needs n) {
     Tensor gb;
@@ -69,7 +61,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor neg(const Tensor& x) { return affine(x, -1.0, 0.0); }
 
 Tensor affine(const Tensor& x, double scale, double shift) {
-  require(x, "affine", "x");
+  check_defined(x, "affine", "x");
   Tensor out = detail::map_unary(x, [scale, shift](double v) { return v * scale + shift; });
   return record("affine", {x}, out, [scale](const Tensor& g, Needs) {
     return Grads{affine(g, scale, 0.0)};

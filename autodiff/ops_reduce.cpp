@@ -75,7 +75,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 Tensor expand(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   check_broadcastable(x.shape(), shape, "expand");
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::empty(shape, "expand");
   double* o = out.mutable_data().data();
   const double* in = x.data().data();
   std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(x.shape(), shape)};

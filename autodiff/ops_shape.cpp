@@ -50,14 +50,13 @@ int64_t rank_of(const Tensor& x) { return static_cast<int64_t>(x.shape().size())
 }  // namespace
 
 Tensor reshape(const Tensor& x, Shape shape) {
-  int64_t known = 1, infer = -1;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == -1 && infer < 0) infer = static_cast<int64_t>(d);
-    else known *= shape[d];
-  }
-  if (infer >= 0 && known > 0 && x.numel() % known == 0)
-    shape[static_cast<size_t>(infer)] = x.numel() / known;
-  if (numel(shape) != x.numel() || std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; }))
+  // At most one -1; the other dimensions are checked (negative or overflowing) by numel.
+  auto infer = std::find(shape.begin(), shape.end(), int64_t{-1});
+  Shape known = shape;
+  if (infer != shape.end()) known[static_cast<size_t>(infer - shape.begin())] = 1;
+  const int64_t count = numel(known, "reshape");
+  if (infer != shape.end() && count > 0 && x.numel() % count == 0) *infer = x.numel() / count;
+  if (infer != shape.end() ? *infer < 0 || count * *infer != x.numel() : count != x.numel())
     throw ShapeError("reshape", fmt::format("cannot reshape a tensor of shape {} ({} elements) "
                                             "to {}.",
                                             format_shape(x.shape()), x.numel(), format_shape(shape)),
@@ -194,9 +193,13 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
                                              i, format_shape(xs[i].shape()),
                                              format_shape(xs[0].shape()), dim),
                        "xs", {xs[0].shape(), xs[i].shape()});
-    s[static_cast<size_t>(d)] += xs[i].shape()[static_cast<size_t>(d)];
+    int64_t& total = s[static_cast<size_t>(d)];
+    if (__builtin_add_overflow(total, xs[i].shape()[static_cast<size_t>(d)], &total))
+      throw ShapeError("concat", fmt::format("the sizes along dimension {} add up to more than a "
+                                             "64-bit count can hold.", dim),
+                       "xs", {xs[0].shape(), xs[i].shape()});
   }
-  Tensor out = Tensor::empty(s);
+  Tensor out = Tensor::empty(s, "concat");
   std::vector<int64_t> starts;
   int64_t offset = 0;
   for (const Tensor& x : xs) {

@@ -1,5 +1,7 @@
 #include "autodiff/rng.hpp"
 
+#include "autodiff/errors.hpp"
+
 #include <cmath>
 
 namespace cholla {
@@ -22,6 +24,8 @@ double Rng::normal() {
 }
 
 uint64_t Rng::below(uint64_t n) {
+  if (n == 0)
+    throw DomainError("Rng::below", "n is 0: there is no integer in [0, 0). Pass n >= 1.", "n");
   // Rejection sampling: no modulo bias.
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t x = 0;

@@ -1,14 +1,45 @@
 #include "autodiff/shape.hpp"
 
+#include <iterator>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 namespace cholla {
 
-int64_t numel(const Shape& shape) {
+int64_t numel(const Shape& shape, const char* op) {
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0)
+      throw ShapeError(op, fmt::format("shape {} has a negative dimension.", format_shape(shape)),
+                       "shape", {shape});
+    empty = empty || d == 0;
+  }
+  if (empty) return 0;  // a zero dimension makes any product of the others harmless
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeError(op,
+                       fmt::format("shape {} has more elements than a 64-bit count can hold; "
+                                   "check the dimensions (a size computed from a negative or "
+                                   "uninitialised value?).",
+                                   format_shape(shape)),
+                       "shape", {shape});
   return n;
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* what) {
+  int64_t out = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &out))
+    throw ShapeError(op, fmt::format("{} = {} x {} does not fit in a 64-bit count.", what, a, b),
+                     what);
+  return out;
+}
+
+std::string format_bytes(double bytes) {
+  constexpr const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  size_t unit = 0;
+  while (bytes >= 1024.0 && unit + 1 < std::size(kUnits)) bytes /= 1024.0, ++unit;
+  return unit == 0 ? fmt::format("{:.0f} bytes", bytes) : fmt::format("{:.1f} {}", bytes, kUnits[unit]);
 }
 
 std::string format_shape(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }

@@ -9,7 +9,15 @@
 
 namespace cholla {
 
-int64_t numel(const Shape& shape);
+// Number of elements. ShapeError naming `op` and the shape when a dimension is negative or the
+// product does not fit in int64 (so no shape arithmetic can overflow silently downstream).
+int64_t numel(const Shape& shape, const char* op = "shape");
+
+// a * b, or ShapeError naming `op` and `what` when the product overflows int64 (a, b >= 0).
+int64_t checked_mul(int64_t a, int64_t b, const char* op, const char* what);
+
+// "74.5 GiB", "12 KiB": a byte count for messages.
+std::string format_bytes(double bytes);
 
 // "[4, 2, 3]"
 std::string format_shape(const Shape& shape);

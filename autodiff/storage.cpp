@@ -1,6 +1,13 @@
 #include "autodiff/storage.hpp"
 
+#include <sys/sysinfo.h>
+
+#include <cstdint>
+#include <new>
 #include <unordered_map>
+#include <fmt/format.h>
+
+#include "autodiff/shape.hpp"
 #include <vector>
 
 namespace cholla::detail {
@@ -31,6 +38,18 @@ Pool::~Pool() {
     for (double* b : blocks) delete[] b;
 }
 
+// RAM + swap: no single buffer can be larger. Read once; the machine does not change.
+std::size_t memory_limit() {
+  static const std::size_t limit = [] {
+    struct sysinfo info {};
+    if (sysinfo(&info) != 0) return SIZE_MAX;
+    const double total = (static_cast<double>(info.totalram) + static_cast<double>(info.totalswap)) *
+                         static_cast<double>(info.mem_unit);
+    return total >= 0x1p64 ? SIZE_MAX : static_cast<std::size_t>(total);
+  }();
+  return limit;
+}
+
 struct Release {
   std::size_t count;
   void operator()(double* p) const {
@@ -46,9 +65,7 @@ struct Release {
   }
 };
 
-}  // namespace
-
-std::shared_ptr<double[]> allocate_storage(std::size_t count) {
+std::shared_ptr<double[]> allocate_unchecked(std::size_t count) {
 #if defined(__SANITIZE_ADDRESS__)
   constexpr bool pooled = false;
 #else
@@ -64,6 +81,28 @@ std::shared_ptr<double[]> allocate_storage(std::size_t count) {
     return std::shared_ptr<double[]>(p, Release{count});
   }
   return std::shared_ptr<double[]>(new double[count], Release{count});
+}
+
+[[noreturn]] void throw_too_large(std::size_t count, const Shape& shape, const char* op) {
+  throw ResourceError(op,
+                      fmt::format("the result {} needs {}, more than this machine's memory ({}). "
+                                  "Use a smaller batch, or check the shapes that broadcast into "
+                                  "it.",
+                                  format_shape(shape),
+                                  format_bytes(static_cast<double>(count) * sizeof(double)),
+                                  format_bytes(static_cast<double>(memory_limit()))),
+                      "", {shape});
+}
+
+}  // namespace
+
+std::shared_ptr<double[]> allocate_storage(std::size_t count, const Shape& shape, const char* op) {
+  if (count > memory_limit() / sizeof(double)) throw_too_large(count, shape, op);
+  try {
+    return allocate_unchecked(count);
+  } catch (const std::bad_alloc&) {
+    throw_too_large(count, shape, op);
+  }
 }
 
 }  // namespace cholla::detail

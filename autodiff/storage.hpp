@@ -10,8 +10,12 @@
 #include <cstddef>
 #include <memory>
 
+#include "autodiff/errors.hpp"
+
 namespace cholla::detail {
 
-std::shared_ptr<double[]> allocate_storage(std::size_t count);
+// `count` doubles for a tensor of `shape`; ResourceError naming `op`, the shape and the bytes
+// when that is more than this machine's memory (RAM + swap) or the allocation fails.
+std::shared_ptr<double[]> allocate_storage(std::size_t count, const Shape& shape, const char* op);
 
 }  // namespace cholla::detail

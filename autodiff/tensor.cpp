@@ -12,13 +12,6 @@
 namespace cholla {
 namespace {
 
-void check_shape(const Shape& shape, const char* op) {
-  for (int64_t d : shape)
-    if (d < 0)
-      throw ShapeError(op, fmt::format("shape {} has a negative dimension.", format_shape(shape)),
-                       "shape", {shape});
-}
-
 const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* what) {
   if (!impl)
     throw GraphError(what, "the tensor is undefined (default-constructed, or a gradient that "
@@ -28,59 +21,64 @@ const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* w
 
 }  // namespace
 
-Tensor Tensor::empty(Shape shape) {
-  check_shape(shape, "Tensor");
+Tensor Tensor::empty(Shape shape, const char* op) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->size = cholla::numel(shape);
+  impl->size = cholla::numel(shape, op);
+  impl->storage = detail::allocate_storage(static_cast<size_t>(impl->size), shape, op);
   impl->shape = std::move(shape);
-  impl->storage = detail::allocate_storage(static_cast<size_t>(impl->size));
   return Tensor(std::move(impl));
 }
 
 Tensor Tensor::make(Shape shape, std::vector<double> values) {
-  if (static_cast<int64_t>(values.size()) != cholla::numel(shape))
+  if (static_cast<int64_t>(values.size()) != cholla::numel(shape, "Tensor::from"))
     throw ShapeError("Tensor::from",
                      fmt::format("{} values given for shape {}, which holds {}.", values.size(),
                                  format_shape(shape), cholla::numel(shape)),
                      "values", {shape});
-  Tensor t = empty(std::move(shape));
+  Tensor t = empty(std::move(shape), "Tensor::from");
   std::copy(values.begin(), values.end(), t.impl_->storage.get());
   return t;
 }
 
-Tensor Tensor::full(const Shape& shape, double value) {
-  Tensor t = empty(shape);
-  std::fill_n(t.impl_->storage.get(), t.impl_->size, value);
+namespace {
+
+Tensor filled(const Shape& shape, double value, const char* op) {
+  Tensor t = Tensor::empty(shape, op);
+  std::fill(t.mutable_data().begin(), t.mutable_data().end(), value);
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape) { return full(shape, 0.0); }
-Tensor Tensor::ones(const Shape& shape) { return full(shape, 1.0); }
-Tensor Tensor::scalar(double value) { return full({}, value); }
+}  // namespace
+
+Tensor Tensor::full(const Shape& shape, double value) { return filled(shape, value, "full"); }
+Tensor Tensor::zeros(const Shape& shape) { return filled(shape, 0.0, "zeros"); }
+Tensor Tensor::ones(const Shape& shape) { return filled(shape, 1.0, "ones"); }
+Tensor Tensor::scalar(double value) { return filled({}, value, "scalar"); }
 Tensor Tensor::from(const Shape& shape, std::vector<double> values) {
   return make(shape, std::move(values));
 }
 
 Tensor Tensor::eye(int64_t n) {
-  Tensor t = zeros({n, n});
+  Tensor t = empty({n, n}, "eye");
+  std::fill_n(t.impl_->storage.get(), t.impl_->size, 0.0);
   for (int64_t i = 0; i < n; ++i) t.impl_->storage[static_cast<size_t>(i * n + i)] = 1.0;
   return t;
 }
 
 Tensor Tensor::arange(int64_t n) {
-  Tensor t = empty({n});
+  Tensor t = empty({n}, "arange");
   for (int64_t i = 0; i < n; ++i) t.impl_->storage[static_cast<size_t>(i)] = static_cast<double>(i);
   return t;
 }
 
 Tensor Tensor::randn(const Shape& shape, Rng& rng) {
-  Tensor t = empty(shape);
+  Tensor t = empty(shape, "randn");
   for (double& v : t.mutable_data()) v = rng.normal();
   return t;
 }
 
 Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Rng& rng) {
-  Tensor t = empty(shape);
+  Tensor t = empty(shape, "uniform");
   for (double& v : t.mutable_data()) v = rng.uniform(lo, hi);
   return t;
 }
@@ -169,7 +167,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::clone() const {
   const TensorImpl& t = checked(impl_, "clone");
-  Tensor out = empty(t.shape);
+  Tensor out = empty(t.shape, "clone");
   std::copy_n(t.storage.get(), t.size, out.impl_->storage.get());
   return out;
 }

@@ -69,8 +69,10 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   // A new tensor with no history. `values.size()` must equal numel(shape).
   static Tensor make(Shape shape, std::vector<double> values);
-  // Uninitialised-by-contract (zero-filled) storage of the given shape, for kernels to fill.
-  static Tensor empty(Shape shape);
+  // Uninitialised storage of the given shape, for kernels to fill (its values are unspecified:
+  // write every element). `op` names the caller in a ShapeError (bad shape) or ResourceError
+  // (more memory than the machine has).
+  static Tensor empty(Shape shape, const char* op = "Tensor::empty");
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
 
  private:
