@@ -1,16 +1,51 @@
 #!/usr/bin/env bash
-# Installs the build in $1 into a temporary root and builds the README's 20-line example
-# against it with pkg-config, as an outside program would; then runs it.
+# Installs the build in $1 into a temporary root and checks it as an outside project would:
+#   1. the installed headers compile against the installed tree alone;
+#   2. the README's 20-line example builds with pkg-config and runs;
+#   3. the same example builds with CMake, find_package(cholla) + cholla::cholla, and runs;
+#   4. the shared library carries the versioned soname libcholla.so.<major>.
 set -euo pipefail
 build=$1
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 meson install -C "$build" --destdir "$root" >/dev/null
-prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+option() {
+  meson introspect "$build" --buildoptions |
+    python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]==sys.argv[1]][0])' "$1"
+}
+prefix=$(option prefix)
+version=$(meson introspect "$build" --projectinfo | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 pcdir=$(dirname "$(find "$root" -name cholla.pc | head -n 1)")
-# The README's example, verbatim.
+libdir=$(dirname "$pcdir")
+incdir=$(dirname "$(find "$root" -name cholla.hpp | head -n 1)")
+
+# 1. Every installed header, in one translation unit against the installed tree only.
+(cd "$incdir" && find . -name '*.hpp' | sort | sed 's|^\./\(.*\)|#include <\1>|') > "$root/headers.cpp"
+g++ -std=c++20 -fsyntax-only -I"$incdir" "$root/headers.cpp" ||
+  { echo "an installed header needs a header that is not installed"; exit 1; }
+
+# 2. pkg-config, with the README's example verbatim.
 sed -n '/^```cpp$/,/^```$/p' README.md | sed '1d;$d' | sed -n '1,/^}$/p' > "$root/prog.cpp"
 flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-variable=prefix="$root$prefix" --cflags --libs cholla)
 # shellcheck disable=SC2086
-g++ -std=c++20 "$root/prog.cpp" $flags -Wl,-rpath,"$(dirname "$pcdir")" -o "$root/prog"
+g++ -std=c++20 "$root/prog.cpp" $flags -Wl,-rpath,"$libdir" -o "$root/prog"
 OPENBLAS_NUM_THREADS=1 "$root/prog"
+
+# 3. CMake: a consumer project that knows nothing but the install prefix.
+mkdir -p "$root/consumer"
+cp "$root/prog.cpp" "$root/consumer/"
+cat > "$root/consumer/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.16)
+project(cholla_consumer CXX)
+find_package(cholla ${version%%.*} REQUIRED)
+add_executable(app prog.cpp)
+target_link_libraries(app PRIVATE cholla::cholla)
+CMAKE
+cmake -S "$root/consumer" -B "$root/consumer/build" -DCMAKE_PREFIX_PATH="$root$prefix" >/dev/null
+cmake --build "$root/consumer/build" >/dev/null
+OPENBLAS_NUM_THREADS=1 "$root/consumer/build/app"
+
+# 4. soname.
+soname=$(readelf -d "$libdir/libcholla.so.$version" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+[ "$soname" = "libcholla.so.${version%%.*}" ] || { echo "soname is '$soname'"; exit 1; }
+echo "install check: headers, pkg-config and CMake consumers, soname $soname"
