@@ -53,10 +53,10 @@ Factorised factorise(const Tensor& A, bool lower, const char* op) {
 // The kernel is not differentiable, so it only runs when the backward is not being recorded
 // (no create_graph): second derivatives keep the differentiable path.
 Tensor potrf_backward_raw(const Tensor& L, const Tensor& G, bool lower) {
-  const int64_t n = L.size(-1);
+  const auto s = detail::square_matrix_shape(L, "potrf", "L");
   Tensor gA = Tensor::empty(L.shape());
-  kernels::potrf_backward(lower, n, L.data().data(), n * n, G.data().data(), n * n,
-                          gA.mutable_data().data(), n * n, L.numel() / (n * n));
+  kernels::potrf_backward(lower, s.rows, L.data().data(), s.size(), G.data().data(), s.size(),
+                          gA.mutable_data().data(), s.size(), s.count());
   return gA;
 }
 
