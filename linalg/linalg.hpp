@@ -111,13 +111,19 @@ Tensor triu(const Tensor& A, int64_t k = 0);
 
 // General square matrices, through LU with partial pivoting.
 Tensor inverse(const Tensor& A);  // DomainError for a singular matrix
+// Differentiable everywhere: at a (nearly) singular matrix the gradient, the cofactor matrix
+// adj(A)^T, is built from an SVD instead of det(A) A^{-T}.
 Tensor det(const Tensor& A);
-// (sign, log|det|); sign is not differentiable. A singular matrix gives (0, -inf).
+// (sign, log|det|); sign is not differentiable. A singular matrix gives (0, -inf), and
+// differentiating log|det| there is a DomainError.
 std::pair<Tensor, Tensor> slogdet(const Tensor& A);
 
 // Symmetric eigendecomposition (lower triangle read): (U, lambda) with U A = diag(lambda) U,
 // i.e. the ROWS of U are eigenvectors, lambda ascending; each row's largest-magnitude entry
-// is positive. The gradient is valid for distinct eigenvalues.
+// is positive. The eigenvalues' gradient always exists; the eigenvectors' exists where the
+// eigenvalues are distinct, or where the loss does not see rotations inside the eigenspace
+// of a repeated one (e.g. its projector). Otherwise backward throws a DomainError naming
+// the two eigenvalues.
 std::pair<Tensor, Tensor> syevd(const Tensor& A);
 // LQ factorisation of full-rank m x n matrices, m <= n: (Q, L) with A = L Q, Q Q^T = I.
 std::pair<Tensor, Tensor> gelqf(const Tensor& A);

@@ -2,7 +2,9 @@
 //
 // The LU factors are used for values only. The recorded backward rules re-derive A^{-1} from A
 // with the differentiable `inverse`, so higher derivatives see the dependence on A (saved LU
-// factors and pivots are not tape variables).
+// factors and pivots are not tape variables). At an exactly singular matrix det's gradient is
+// the cofactor matrix (linalg/cofactor.cpp); log|det| has none there.
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <limits>
@@ -11,14 +13,21 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 #include "linalg/batching.hpp"
+#include "linalg/cofactor.hpp"
 #include "linalg/kernels/kernels.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::linalg {
 namespace {
 
+// A pivot this small against the largest one: A^{-1} has lost about half the digits, and
+// det(A) A^{-T} with it, so det's gradient is built without the inverse.
+constexpr double kNearlySingular = 1e-8;
+
 struct SignLogAbs {
   Tensor sign, logabs;
+  int64_t first_singular = -1;         // flat batch index of the first singular matrix, or -1
+  int64_t first_nearly_singular = -1;  // the same for a pivot ratio <= kNearlySingular
 };
 
 SignLogAbs lu_determinant(const Tensor& A, const char* op) {
@@ -30,16 +39,20 @@ SignLogAbs lu_determinant(const Tensor& A, const char* op) {
   kernels::getrf(n, lu.data(), s.size(), pivots.data(), s.count(), info.data());
   SignLogAbs r{Tensor::empty(s.batch), Tensor::empty(s.batch)};
   for (int64_t b = 0; b < s.count(); ++b) {
-    double sign = 1.0, logabs = 0.0;
+    double sign = 1.0, logabs = 0.0, smallest = std::numeric_limits<double>::infinity(), largest = 0.0;
     for (int64_t i = 0; i < n; ++i) {
       const double u = lu[static_cast<size_t>(b * s.size() + i * n + i)];
       if (pivots[static_cast<size_t>(b * n + i)] != i) sign = -sign;
       if (u < 0) sign = -sign;
       logabs += std::log(std::abs(u));
+      smallest = std::min(smallest, std::abs(u));
+      largest = std::max(largest, std::abs(u));
     }
+    if (smallest <= kNearlySingular * largest && r.first_nearly_singular < 0) r.first_nearly_singular = b;
     if (info[static_cast<size_t>(b)] > 0) {
       sign = 0.0;
       logabs = -std::numeric_limits<double>::infinity();
+      if (r.first_singular < 0) r.first_singular = b;
     }
     r.sign.mutable_data()[static_cast<size_t>(b)] = sign;
     r.logabs.mutable_data()[static_cast<size_t>(b)] = logabs;
@@ -47,12 +60,12 @@ SignLogAbs lu_determinant(const Tensor& A, const char* op) {
   return r;
 }
 
-// g of batch shape, scaled onto each matrix of A^{-T}.
-Tensor times_inverse_transpose(const Tensor& g, const Tensor& A) {
+// g of batch shape, spread over each matrix of a batch of matrices.
+Tensor times_matrices(const Tensor& g, const Tensor& matrices) {
   Shape s = g.shape();
   s.push_back(1);
   s.push_back(1);
-  return reshape(g, s) * transpose(inverse(A));
+  return reshape(g, s) * matrices;
 }
 
 }  // namespace
@@ -80,8 +93,17 @@ Tensor inverse(const Tensor& A) {
 std::pair<Tensor, Tensor> slogdet(const Tensor& A) {
   SignLogAbs r = lu_determinant(A, "slogdet");
   // Only log|det| is differentiable: d log|det A| = tr(A^{-1} dA).
-  Tensor logabs = record("slogdet", {A}, r.logabs, [A](const Tensor& g, Needs) {
-    return Grads{times_inverse_transpose(g, A)};
+  Tensor logabs = record("slogdet", {A}, r.logabs, [A, singular = r.first_singular](const Tensor& g, Needs) {
+    if (singular >= 0) {
+      const Shape batch(A.shape().begin(), A.shape().end() - 2);
+      throw DomainError("slogdet",
+                        fmt::format("backward: {} is singular, so log|det| is -inf there and has "
+                                    "no gradient. Keep the matrix away from singularity (e.g. "
+                                    "add a multiple of the identity), or differentiate det.",
+                                    describe_batch_element(singular, batch)),
+                        "A", {A.shape()}, unravel_index(singular, batch));
+    }
+    return Grads{times_matrices(g, transpose(inverse(A)))};
   });
   return {r.sign, logabs};
 }
@@ -91,9 +113,12 @@ Tensor det(const Tensor& A) {
   Tensor value = Tensor::empty(r.sign.shape());
   for (size_t b = 0; b < value.data().size(); ++b)
     value.mutable_data()[b] = r.sign.data()[b] * std::exp(r.logabs.data()[b]);
-  // d det A = det A tr(A^{-1} dA): gA = g det(A) A^{-T}, through the recorded output.
-  return record("det", {A}, value, [A, value](const Tensor& g, Needs) {
-    return Grads{times_inverse_transpose(g * value, A)};
+  // d det A = tr(adj(A) dA): gA = g adj(A)^T, the cofactor matrix. Where every matrix is
+  // safely invertible that is det(A) A^{-T}, through the recorded output; otherwise it is
+  // built without an inverse.
+  return record("det", {A}, value, [A, value, singular = r.first_nearly_singular >= 0](const Tensor& g, Needs) {
+    if (singular) return Grads{times_matrices(g, detail::cofactor(A))};
+    return Grads{times_matrices(g * value, transpose(inverse(A)))};
   });
 }
 

@@ -29,12 +29,7 @@ int64_t first_nan_pivot(int64_t n, const double* a, int64_t info) {
 }  // namespace
 
 void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
-  detail::require_nonnegative(n, "n");
-  detail::require_nonnegative(batch, "batch");
-  if (n == 0) {
-    for (int64_t b = 0; b < batch; ++b) info[b] = 0;
-    return;
-  }
+  if (detail::empty_factorisation(n, batch, info)) return;
   if (n <= kSmallN) return small::potrf(lower, n, A, stride, batch, info);
   const int ni = detail::to_int(n, "n");
   for (int64_t b = 0; b < batch; ++b) {
@@ -46,12 +41,7 @@ void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int6
 }
 
 void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
-  detail::require_nonnegative(n, "n");
-  detail::require_nonnegative(batch, "batch");
-  if (n == 0) {
-    for (int64_t b = 0; b < batch; ++b) info[b] = 0;
-    return;
-  }
+  if (detail::empty_factorisation(n, batch, info)) return;
   if (n <= kSmallN) return small::potri(lower, n, A, stride, batch, info);
   const int ni = detail::to_int(n, "n");
   for (int64_t b = 0; b < batch; ++b) {

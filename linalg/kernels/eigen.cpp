@@ -27,12 +27,7 @@ void fix_sign(int64_t n, double* row) {
 }  // namespace
 
 void syevd(int64_t n, double* A, int64_t stride, double* w, int64_t batch, int64_t* info) {
-  detail::require_nonnegative(n, "n");
-  detail::require_nonnegative(batch, "batch");
-  if (n == 0 || batch == 0) {
-    std::fill(info, info + batch, int64_t{0});
-    return;
-  }
+  if (detail::empty_factorisation(n, batch, info)) return;
   const int ni = detail::to_int(n, "n");
   // Workspace sizes depend on n only: one query for the whole batch.
   double work_query = 0.0;

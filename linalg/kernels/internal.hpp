@@ -24,6 +24,15 @@ inline void require_nonnegative(int64_t value, const char* what) {
                                 std::to_string(value));
 }
 
+// Checks n and batch; true, with every info set to 0, when there is nothing to factorise.
+inline bool empty_factorisation(int64_t n, int64_t batch, int64_t* info) {
+  require_nonnegative(n, "n");
+  require_nonnegative(batch, "batch");
+  if (n != 0 && batch != 0) return false;
+  std::fill(info, info + batch, int64_t{0});
+  return true;
+}
+
 // Zero the strict upper (lower == true) or strict lower triangle of a row-major n x n matrix.
 inline void zero_other_triangle(bool lower, int64_t n, double* a) {
   for (int64_t i = 0; i < n; ++i) {

@@ -83,6 +83,12 @@ void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info)
 // (ties: smallest index). info[b] > 0 when the algorithm failed to converge.
 void syevd(int64_t n, double* A, int64_t stride, double* w, int64_t batch, int64_t* info);
 
+// Singular value decomposition of each n x n matrix: A[b] = U[b] diag(s[b]) Vt[b], U and
+// Vt = V^T orthogonal (row-major, n x n each, packed: matrix b at b * n * n), s[b * n + i]
+// descending and >= 0. A is not modified. info[b] > 0 when the iteration did not converge.
+void gesvd(int64_t n, const double* A, int64_t stride, double* U, double* s, double* Vt,
+           int64_t batch, int64_t* info);
+
 // LQ factorisation of each m x n matrix A[b] (m <= n): A = L Q, L m x m lower triangular,
 // Q m x n with orthonormal rows. Q overwrites A[b] (stride as A); L is written to
 // L + b * m * m (upper triangle zero). Signs as LAPACK returns them (not normalised).

@@ -15,12 +15,7 @@
 namespace cholla::linalg::kernels {
 
 void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info) {
-  detail::require_nonnegative(n, "n");
-  detail::require_nonnegative(batch, "batch");
-  if (n == 0) {
-    std::fill(info, info + batch, int64_t{0});
-    return;
-  }
+  if (detail::empty_factorisation(n, batch, info)) return;
   if (n <= kSmallN) return small::getrf(n, A, stride, pivots, batch, info);
   const int ni = detail::to_int(n, "n");
   std::vector<lapack_int> ipiv(static_cast<size_t>(n));
@@ -31,12 +26,7 @@ void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch,
 }
 
 void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
-  detail::require_nonnegative(n, "n");
-  detail::require_nonnegative(batch, "batch");
-  if (n == 0) {
-    std::fill(info, info + batch, int64_t{0});
-    return;
-  }
+  if (detail::empty_factorisation(n, batch, info)) return;
   if (n <= kSmallN) return small::inverse(n, A, stride, batch, info);
   const int ni = detail::to_int(n, "n");
   std::vector<lapack_int> ipiv(static_cast<size_t>(n));

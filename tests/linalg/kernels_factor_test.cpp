@@ -1,8 +1,9 @@
-// potrf, potri, getrf, inverse, syevd and gelqf: identities (L L^T = A, X A = I,
-// P L U = A^T, U^T diag(w) U = A, L Q = A, Q Q^T = I) and LAPACK's info semantics. Padded
+// potrf, potri, getrf, inverse, syevd, gelqf and gesvd: identities (L L^T = A, X A = I,
+// P L U = A^T, U^T diag(w) U = A, L Q = A, Q Q^T = I, U diag(s) V^T = A) and LAPACK's info semantics. Padded
 // strides check that nothing outside a matrix is touched; the unread triangle is NaN.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <set>
 
 #include "linalg/kernels/kernels.hpp"
@@ -266,4 +267,41 @@ TEST_CASE("gelqf: L Q = A, Q Q^T = I, L lower triangular") {
           CHECK(std::isnan(q[m * n]));
         }
       }
+}
+
+TEST_CASE("gesvd: U diag(s) V^T = A, U and V orthogonal, s descending, A untouched") {
+  Rng rng;
+  for (int64_t n : kSizes)
+    for (int64_t batch : kBatches) {
+      CAPTURE(n); CAPTURE(batch);
+      const int64_t stride = n * n + kPad;
+      std::vector<Vec> As;
+      for (int64_t b = 0; b < batch; ++b) {
+        Vec M = rng.vec(n * n);
+        if (b == 1 && n > 1)  // a singular matrix: row 0 repeated in row 1
+          std::copy_n(M.begin(), n, M.begin() + n);
+        As.push_back(M);
+      }
+      const Vec A = stack(As, stride);
+      Vec input = A, U(static_cast<size_t>(batch * n * n)), Vt(U.size()), s(static_cast<size_t>(batch * n));
+      std::vector<int64_t> info(static_cast<size_t>(batch), -1);
+      k::gesvd(n, input.data(), stride, U.data(), s.data(), Vt.data(), batch, info.data());
+      CHECK(std::memcmp(input.data(), A.data(), A.size() * sizeof(double)) == 0);  // padding is NaN
+      for (int64_t b = 0; b < batch; ++b) {
+        CHECK(info[b] == 0);
+        const double* u = &U[b * n * n];
+        const double* vt = &Vt[b * n * n];
+        Vec US(u, u + n * n);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < n; ++j) US[i * n + j] *= s[b * n + j];
+        const Vec R = ref_gemm(false, false, n, n, n, US.data(), vt);
+        CHECK(max_diff(R.data(), &A[b * stride], n * n) < 1e-12 * n);
+        const Vec UtU = ref_gemm(true, false, n, n, n, u, u), VVt = ref_gemm(false, true, n, n, n, vt, vt);
+        CHECK(max_diff(UtU.data(), identity(n).data(), n * n) < 1e-12 * n);
+        CHECK(max_diff(VVt.data(), identity(n).data(), n * n) < 1e-12 * n);
+        for (int64_t i = 0; i + 1 < n; ++i) CHECK(s[b * n + i] >= s[b * n + i + 1]);
+        CHECK(s[b * n + n - 1] >= 0.0);
+        if (b == 1 && n > 1) CHECK(s[b * n + n - 1] < 1e-12 * s[b * n]);
+      }
+    }
 }
