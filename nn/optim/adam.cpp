@@ -18,11 +18,18 @@ AdamOptions resolve(AdamOptions o, const AdamGroupOptions& g) {
   return o;
 }
 
-void check(const char* kind, const AdamOptions& o, std::size_t group) {
-  if (!(o.lr >= 0) || !(o.eps >= 0) || !(o.weight_decay >= 0))
-    throw DomainError(kind, fmt::format("group {}: lr = {}, eps = {}, weight_decay = {} must be "
-                                        ">= 0.",
-                                        group, o.lr, o.eps, o.weight_decay));
+// Comparisons are written so that NaN fails them.
+void check(const std::string& kind, const AdamOptions& o, std::size_t group) {
+  auto finite_nonnegative = [](double x) { return x >= 0 && x < INFINITY; };
+  if (!finite_nonnegative(o.lr) || !finite_nonnegative(o.weight_decay))
+    throw DomainError(kind, fmt::format("group {}: lr = {} and weight_decay = {} must be finite "
+                                        "and >= 0.",
+                                        group, o.lr, o.weight_decay));
+  // eps = 0 turns a zero gradient into 0 / 0.
+  if (!(o.eps > 0 && o.eps < INFINITY))
+    throw DomainError(kind, fmt::format("group {}: eps = {} must be finite and > 0 (1e-8 is "
+                                        "usual).",
+                                        group, o.eps));
   if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1))
     throw DomainError(kind, fmt::format("group {}: beta1 = {} and beta2 = {} must be in [0, 1).",
                                         group, o.beta1, o.beta2));
@@ -55,11 +62,13 @@ AdamOptions& Adam::options(std::size_t group) {
   return options_[group];
 }
 
+void Adam::check_options(std::size_t group) const { check(kind(), options_[group], group); }
+
 void Adam::step() {
+  if (!begin_step()) return;
   NoGrad guard;
   for (std::size_t g = 0; g < num_groups(); ++g) {
     const AdamOptions& o = options_[g];
-    check(decoupled_ ? "adamw" : "adam", o, g);  // options are writable between steps
     const auto& ps = params(g);
     for (std::size_t i = 0; i < ps.size(); ++i) {
       Tensor p = ps[i];
@@ -94,12 +103,24 @@ NamedTensors Adam::hyperparameters(std::size_t group) const {
           {"weight_decay", Tensor::scalar(o.weight_decay)}};
 }
 
+namespace {
+
+AdamOptions from_values(const NamedTensors& values) {
+  return {.lr = values[0].second.item(),
+          .beta1 = values[1].second.item(),
+          .beta2 = values[2].second.item(),
+          .eps = values[3].second.item(),
+          .weight_decay = values[4].second.item()};
+}
+
+}  // namespace
+
 void Adam::set_hyperparameters(std::size_t group, const NamedTensors& values) {
-  options_[group] = {.lr = values[0].second.item(),
-                     .beta1 = values[1].second.item(),
-                     .beta2 = values[2].second.item(),
-                     .eps = values[3].second.item(),
-                     .weight_decay = values[4].second.item()};
+  options_[group] = from_values(values);
+}
+
+void Adam::check_hyperparameters(std::size_t group, const NamedTensors& values) const {
+  check(kind(), from_values(values), group);
 }
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)

@@ -17,7 +17,7 @@ struct AdamOptions {
   double lr = 1e-3;
   double beta1 = 0.9;
   double beta2 = 0.999;
-  double eps = 1e-8;
+  double eps = 1e-8;           // > 0
   double weight_decay = 0.0;  // AdamW's default is 1e-2 (see AdamW)
 };
 
@@ -51,6 +51,11 @@ class Adam : public Optimizer {
        bool decoupled);
   NamedTensors hyperparameters(std::size_t group) const override;
   void set_hyperparameters(std::size_t group, const NamedTensors& values) override;
+  void check_options(std::size_t group) const override;
+  double& lr_slot(std::size_t group) override { return options_[group].lr; }
+  double lr_slot(std::size_t group) const override { return options_[group].lr; }
+  void check_hyperparameters(std::size_t group, const NamedTensors& values) const override;
+  bool buffer_nonnegative(std::size_t buffer) const override { return buffer == 1; }
 
  private:
   std::vector<AdamOptions> options_;

@@ -13,6 +13,12 @@
 // step() updates parameters in place through Tensor::mutable_data() under NoGrad, so an
 // update never enters the tape. Parameters without a gradient are left alone (and their state
 // does not advance), as in PyTorch.
+//
+// Before it changes anything, step() validates every group's options and reads every gradient
+// once: by default a NaN or infinite entry is a DomainError naming the parameter (its module
+// path after set_parameter_names(model.named_parameters())) and leaves parameters and state as
+// they were. set_nonfinite(NonFinite::Skip) skips such steps instead (counted by
+// skipped_steps()); NonFinite::Allow lets the values through, as PyTorch does.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +33,13 @@ namespace cholla::optim {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// What step() does with a gradient that holds NaN or an infinity.
+enum class NonFinite {
+  Throw,  // DomainError naming the parameter; nothing is updated (the default)
+  Skip,   // the whole step is skipped (no parameter, no state changes) and counted
+  Allow,  // no check: the update runs and may write NaN into parameters
+};
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -37,6 +50,22 @@ class Optimizer {
   void zero_grad();
   // One update of every parameter that has a gradient.
   virtual void step() = 0;
+
+  void set_nonfinite(NonFinite policy) { nonfinite_ = policy; }
+  NonFinite nonfinite() const { return nonfinite_; }
+  // Steps skipped under NonFinite::Skip since construction (not part of the saved state).
+  int64_t skipped_steps() const { return skipped_steps_; }
+
+  // Names used in error messages: every parameter of this optimiser found (by identity) in
+  // `named`, typically module.named_parameters(), is called by its name there. Others keep
+  // "parameter i of group g".
+  void set_parameter_names(const NamedTensors& named);
+  std::string parameter_name(std::size_t group, std::size_t index) const;
+
+  // A group's learning rate, for schedules. set_lr throws DomainError (and changes nothing)
+  // unless lr is finite and >= 0.
+  double lr(std::size_t group) const;
+  void set_lr(std::size_t group, double lr);
 
   std::size_t num_groups() const { return groups_.size(); }
   const std::vector<Tensor>& params(std::size_t group) const;
@@ -74,14 +103,48 @@ class Optimizer {
   ParamState& state(std::size_t group, std::size_t index);
   const ParamState& state(std::size_t group, std::size_t index) const;
   std::string prefix(std::size_t group) const;  // "adam.group0."
+  const std::string& kind() const { return kind_; }
+
+  // The start of every step(): validates the options of every group (DomainError), then reads
+  // every gradient once and applies the NonFinite policy. Returns false when the step must be
+  // skipped. Nothing has changed when it throws or returns false.
+  bool begin_step();
+  // Applies the NonFinite policy to the current gradients only (no option check), e.g. after
+  // LBFGS's closure ran. Returns false (and counts a skipped step) when the step must be skipped.
+  bool admit_gradients();
+  // Applies the NonFinite policy to a problem described by `message`: throws DomainError under
+  // Throw, counts a skipped step and returns false under Skip, returns true under Allow.
+  bool refuse_nonfinite(const std::string& message, const std::string& argument = {},
+                        std::vector<Shape> shapes = {});
 
   // A group's hyperparameters as named scalars ("lr", "momentum", ...), for state_dict, and
   // their restoration (`values` holds the same names, already checked).
   virtual NamedTensors hyperparameters(std::size_t group) const = 0;
   virtual void set_hyperparameters(std::size_t group, const NamedTensors& values) = 0;
+  // DomainError unless group `group`'s current options are valid.
+  virtual void check_options(std::size_t group) const = 0;
+  // The learning rate of a group (an existing one) inside its options.
+  virtual double& lr_slot(std::size_t group) = 0;
+  virtual double lr_slot(std::size_t group) const = 0;
+  // DomainError unless `values` (same names as hyperparameters()) are valid options.
+  virtual void check_hyperparameters(std::size_t group, const NamedTensors& values) const = 0;
+  // Buffers whose entries must be >= 0 (Adam's exp_avg_sq), checked at load.
+  virtual bool buffer_nonnegative(std::size_t /*buffer*/) const { return false; }
+
+  // State that is not per parameter (LBFGS's history), named "<kind>.<name>", with shapes that
+  // may vary. check_extra_state gets the entries whose names extra_state() lists, and must
+  // throw IoError for any it would refuse; set_extra_state installs checked entries.
+  virtual NamedTensors extra_state() const { return {}; }
+  virtual void check_extra_state(const NamedTensors& /*entries*/) const {}
+  virtual void set_extra_state(const NamedTensors& /*entries*/) {}
 
  private:
   std::string kind_;
+  NonFinite nonfinite_ = NonFinite::Throw;
+  int64_t skipped_steps_ = 0;
+  std::vector<std::vector<std::string>> names_;
+
+  NamedTensors layout() const;  // state_dict() without the check of the options
   std::vector<std::vector<Tensor>> groups_;
   std::vector<std::vector<ParamState>> state_;
   std::vector<std::string> buffer_names_;

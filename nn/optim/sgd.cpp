@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
+
 #include "autodiff/tape.hpp"
 
 namespace cholla::optim {
@@ -16,12 +18,17 @@ SGDOptions resolve(SGDOptions o, const SGDGroupOptions& g) {
   return o;
 }
 
+// Comparisons are written so that NaN fails them.
 void check(const SGDOptions& o, std::size_t group) {
-  if (!(o.lr >= 0) || !(o.momentum >= 0) || !(o.weight_decay >= 0) || !(o.dampening >= 0) ||
-      !(o.dampening <= 1))
-    throw DomainError("sgd", fmt::format("group {}: lr = {}, momentum = {}, weight_decay = {} "
-                                         "must be >= 0 and dampening = {} in [0, 1].",
-                                         group, o.lr, o.momentum, o.weight_decay, o.dampening));
+  if (!(o.lr >= 0 && o.lr < INFINITY) || !(o.weight_decay >= 0 && o.weight_decay < INFINITY))
+    throw DomainError("sgd", fmt::format("group {}: lr = {} and weight_decay = {} must be finite "
+                                         "and >= 0.",
+                                         group, o.lr, o.weight_decay));
+  // Momentum 1 or more sums past gradients without decay: the velocity grows without bound.
+  if (!(o.momentum >= 0 && o.momentum < 1) || !(o.dampening >= 0 && o.dampening <= 1))
+    throw DomainError("sgd", fmt::format("group {}: momentum = {} must be in [0, 1) and "
+                                         "dampening = {} in [0, 1].",
+                                         group, o.momentum, o.dampening));
   if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
     throw DomainError("sgd", fmt::format("group {}: nesterov needs momentum > 0 (got {}) and "
                                          "dampening = 0 (got {}).",
@@ -46,11 +53,13 @@ SGDOptions& SGD::options(std::size_t group) {
   return options_[group];
 }
 
+void SGD::check_options(std::size_t group) const { check(options_[group], group); }
+
 void SGD::step() {
+  if (!begin_step()) return;
   NoGrad guard;
   for (std::size_t g = 0; g < num_groups(); ++g) {
     const SGDOptions& o = options_[g];
-    check(o, g);  // options are writable between steps
     const auto& ps = params(g);
     for (std::size_t i = 0; i < ps.size(); ++i) {
       Tensor p = ps[i];
@@ -82,14 +91,28 @@ NamedTensors SGD::hyperparameters(std::size_t group) const {
           {"nesterov", Tensor::scalar(o.nesterov ? 1.0 : 0.0)}};
 }
 
+namespace {
+
+SGDOptions from_values(const NamedTensors& values) {
+  return {.lr = values[0].second.item(),
+          .momentum = values[1].second.item(),
+          .dampening = values[2].second.item(),
+          .weight_decay = values[3].second.item(),
+          .nesterov = values[4].second.item() != 0};
+}
+
+}  // namespace
+
 void SGD::set_hyperparameters(std::size_t group, const NamedTensors& values) {
-  SGDOptions o;
-  o.lr = values[0].second.item();
-  o.momentum = values[1].second.item();
-  o.dampening = values[2].second.item();
-  o.weight_decay = values[3].second.item();
-  o.nesterov = values[4].second.item() != 0;
-  options_[group] = o;
+  options_[group] = from_values(values);
+}
+
+void SGD::check_hyperparameters(std::size_t group, const NamedTensors& values) const {
+  const double nesterov = values[4].second.item();
+  if (nesterov != 0 && nesterov != 1)
+    throw DomainError("sgd", fmt::format("group {}: nesterov = {} must be 0 or 1.", group,
+                                         nesterov));
+  check(from_values(values), group);
 }
 
 }  // namespace cholla::optim

@@ -16,7 +16,7 @@ namespace cholla::optim {
 
 struct SGDOptions {
   double lr = 1e-2;
-  double momentum = 0.0;
+  double momentum = 0.0;  // in [0, 1)
   double dampening = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;  // needs momentum > 0 and dampening = 0
@@ -49,6 +49,10 @@ class SGD : public Optimizer {
  protected:
   NamedTensors hyperparameters(std::size_t group) const override;
   void set_hyperparameters(std::size_t group, const NamedTensors& values) override;
+  void check_options(std::size_t group) const override;
+  double& lr_slot(std::size_t group) override { return options_[group].lr; }
+  double lr_slot(std::size_t group) const override { return options_[group].lr; }
+  void check_hyperparameters(std::size_t group, const NamedTensors& values) const override;
 
  private:
   std::vector<SGDOptions> options_;
