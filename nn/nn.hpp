@@ -12,6 +12,7 @@
 #include "nn/module.hpp"
 #include "nn/mvn_head.hpp"
 #include "nn/optim/adam.hpp"
+#include "nn/optim/lbfgs.hpp"
 #include "nn/optim/optimizer.hpp"
 #include "nn/optim/sgd.hpp"
 #include "nn/progress.hpp"

@@ -13,18 +13,14 @@
 #include "autodiff/tape.hpp"
 
 namespace cholla::optim {
-namespace {
-
 // NaN and the infinities are the doubles whose exponent bits are all ones. Testing the bits
 // (not std::isfinite) keeps the loop branch-free, so one pass over a gradient vectorises.
-std::size_t count_nonfinite(std::span<const double> values) {
+std::size_t Optimizer::count_nonfinite(std::span<const double> values) {
   constexpr uint64_t kExponent = 0x7ff0000000000000ULL;
   std::size_t bad = 0;
   for (double x : values) bad += (std::bit_cast<uint64_t>(x) & kExponent) == kExponent;
   return bad;
 }
-
-}  // namespace
 
 Optimizer::Optimizer(const char* kind, std::vector<std::vector<Tensor>> groups,
                      std::vector<std::string> buffers)

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -116,6 +117,9 @@ class Optimizer {
   // Throw, counts a skipped step and returns false under Skip, returns true under Allow.
   bool refuse_nonfinite(const std::string& message, const std::string& argument = {},
                         std::vector<Shape> shapes = {});
+
+  // How many entries are NaN or infinite (one branch-free pass).
+  static std::size_t count_nonfinite(std::span<const double> values);
 
   // A group's hyperparameters as named scalars ("lr", "momentum", ...), for state_dict, and
   // their restoration (`values` holds the same names, already checked).

@@ -2,14 +2,16 @@
 // Throw (the default) the error names the parameter and the count of bad entries, and neither
 // parameters nor optimiser state change; Skip drops the whole step; Allow is the old behaviour.
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
 
 #include "../autodiff/helpers.hpp"
+#include "state_helpers.hpp"
 
 using namespace cholla;
+using test::bit_equal;
+using test::flat_values;
 
 namespace {
 
@@ -56,26 +58,6 @@ void set_grads(const std::vector<Tensor>& ps, std::vector<double> g0, std::vecto
   Tensor(ps[1]).set_grad(Tensor::from({3}, std::move(g1)));
 }
 
-// Bitwise copies of parameters and state: "unchanged" must mean every bit, NaN included.
-std::vector<std::vector<double>> values_of(const std::vector<Tensor>& ps) {
-  std::vector<std::vector<double>> out;
-  for (const Tensor& p : ps) out.push_back(p.to_vector());
-  return out;
-}
-std::vector<std::vector<double>> values_of(const optim::NamedTensors& state) {
-  std::vector<std::vector<double>> out;
-  for (const auto& [name, t] : state) out.push_back(t.to_vector());
-  return out;
-}
-bool bit_equal(const std::vector<std::vector<double>>& x, const std::vector<std::vector<double>>& y) {
-  if (x.size() != y.size()) return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (x[i].size() != y[i].size() ||
-        std::memcmp(x[i].data(), y[i].data(), x[i].size() * sizeof(double)) != 0)
-      return false;
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("nonfinite: Throw by default names the parameter and the count, changes nothing") {
@@ -86,8 +68,8 @@ TEST_CASE("nonfinite: Throw by default names the parameter and the count, change
     CHECK(opt->nonfinite() == optim::NonFinite::Throw);
     set_grads(ps, {0.5, -1.0}, {1.0, 2.0, 3.0});
     opt->step();  // a good step first, so that the state is not all zeros
-    const auto params_before = values_of(ps);
-    const auto state_before = values_of(opt->state_dict());
+    const auto params_before = flat_values(ps);
+    const auto state_before = flat_values(opt->state_dict());
     // The first parameter's gradient is fine: it must not be updated either, so every
     // gradient has to be read before anything is written.
     set_grads(ps, {0.5, -1.0}, {NAN, 2.0, -kInf});
@@ -104,8 +86,8 @@ TEST_CASE("nonfinite: Throw by default names the parameter and the count, change
       REQUIRE(e.shapes().size() == 1);
       CHECK(e.shapes()[0] == Shape{3});
     }
-    CHECK(bit_equal(values_of(ps), params_before));
-    CHECK(bit_equal(values_of(opt->state_dict()), state_before));
+    CHECK(bit_equal(flat_values(ps), params_before));
+    CHECK(bit_equal(flat_values(opt->state_dict()), state_before));
     CHECK(opt->skipped_steps() == 0);
   }
 }
@@ -166,13 +148,13 @@ TEST_CASE("nonfinite: Skip drops the whole step and counts it; later steps are a
       opt->step();
       CHECK(opt->skipped_steps() == bad);
     }
-    CHECK(bit_equal(values_of(ps), values_of(reference)));
-    CHECK(bit_equal(values_of(opt->state_dict()), values_of(ref->state_dict())));
+    CHECK(bit_equal(flat_values(ps), flat_values(reference)));
+    CHECK(bit_equal(flat_values(opt->state_dict()), flat_values(ref->state_dict())));
     set_grads(ps, {-0.25, 0.5}, {1.0, -2.0, 0.5});
     set_grads(reference, {-0.25, 0.5}, {1.0, -2.0, 0.5});
     opt->step();
     ref->step();
-    CHECK(bit_equal(values_of(ps), values_of(reference)));
+    CHECK(bit_equal(flat_values(ps), flat_values(reference)));
     CHECK(opt->skipped_steps() == 2);
   }
 }

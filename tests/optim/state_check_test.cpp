@@ -8,8 +8,11 @@
 
 #include "../autodiff/helpers.hpp"
 #include "../nn/temp_dir.hpp"
+#include "state_helpers.hpp"
 
 using namespace cholla;
+using test::flat_values;
+using test::with;
 
 namespace {
 
@@ -21,21 +24,6 @@ Tensor param() { return Tensor::from({2}, {1.0, -2.0}).requires_grad(true); }
 void one_step(optim::Optimizer& opt) {
   for (Tensor p : opt.parameters()) p.set_grad(Tensor::from({2}, {0.5, -1.0}));
   opt.step();
-}
-
-// The state with entry `name` replaced by `value`.
-optim::NamedTensors with(optim::NamedTensors state, const std::string& name, Tensor value) {
-  bool found = false;
-  for (auto& [n, t] : state)
-    if (n == name) t = value, found = true;
-  REQUIRE_MESSAGE(found, name);
-  return state;
-}
-
-std::vector<std::vector<double>> values_of(const optim::NamedTensors& state) {
-  std::vector<std::vector<double>> out;
-  for (const auto& [name, t] : state) out.push_back(t.to_vector());
-  return out;
 }
 
 struct Net : nn::Module {
@@ -129,13 +117,13 @@ TEST_CASE("optimiser state: bad hyperparameters or buffers are refused at load, 
     Tensor q = param();
     optim::Adam target({q}, {.lr = 0.3, .beta1 = 0.5});
     one_step(target);
-    const auto before = values_of(target.state_dict());
+    const auto before = flat_values(target.state_dict());
     auto refuses = [&](const char* name, double value, const char* says) {
       CAPTURE(name);
       CAPTURE(value);
       const auto bad = with(good, name, Tensor::scalar(value));
       CHECK_THROWS_WITH_AS(target.load_state_dict(bad), doctest::Contains(says), IoError);
-      CHECK(values_of(target.state_dict()) == before);
+      CHECK(flat_values(target.state_dict()) == before);
     };
     refuses("adam.group0.lr", NAN, "lr = nan");
     refuses("adam.group0.lr", -1e-3, "lr = -0.001");
@@ -153,7 +141,7 @@ TEST_CASE("optimiser state: bad hyperparameters or buffers are refused at load, 
     bad = with(good, "adam.group0.param0.exp_avg_sq", Tensor::from({2}, {0.1, -0.5}));
     CHECK_THROWS_WITH_AS(target.load_state_dict(bad), doctest::Contains("holds -0.5; it must be >= 0"),
                          IoError);
-    CHECK(values_of(target.state_dict()) == before);
+    CHECK(flat_values(target.state_dict()) == before);
     // The good state itself loads.
     target.load_state_dict(good);
     CHECK(target.options().lr == 0.1);
@@ -165,13 +153,13 @@ TEST_CASE("optimiser state: bad hyperparameters or buffers are refused at load, 
     const auto good = opt.state_dict();
     Tensor q = param();
     optim::SGD target({q}, {.lr = 0.3});
-    const auto before = values_of(target.state_dict());
+    const auto before = flat_values(target.state_dict());
     auto refuses = [&](const char* name, double value, const char* says) {
       CAPTURE(name);
       CAPTURE(value);
       CHECK_THROWS_WITH_AS(target.load_state_dict(with(good, name, Tensor::scalar(value))),
                            doctest::Contains(says), IoError);
-      CHECK(values_of(target.state_dict()) == before);
+      CHECK(flat_values(target.state_dict()) == before);
     };
     refuses("sgd.group0.lr", NAN, "lr = nan");
     refuses("sgd.group0.momentum", 1.0, "momentum = 1");
@@ -197,9 +185,8 @@ TEST_CASE("optimiser state: nn::load refuses a checkpoint with bad hyperparamete
   nn::save(net, opt, path);
   const std::string good = dir.read("good.ckpt");
   optim::Adam target_opt(target.parameters(), {.lr = 0.02});
-  std::vector<std::vector<double>> params_before;
-  for (const Tensor& p : target.parameters()) params_before.push_back(p.to_vector());
-  const auto state_before = values_of(target_opt.state_dict());
+  const auto params_before = flat_values(target.parameters());
+  const auto state_before = flat_values(target_opt.state_dict());
   for (auto [name, value, says] :
        {std::tuple{"optimizer.adam.group0.lr", kNaN, "lr = nan"},
         std::tuple{"optimizer.adam.group0.beta1", 1.0, "beta1 = 1"},
@@ -207,10 +194,8 @@ TEST_CASE("optimiser state: nn::load refuses a checkpoint with bad hyperparamete
     CAPTURE(name);
     const std::string bad = dir.write("bad.ckpt", patch_scalar(good, name, value));
     CHECK_THROWS_WITH_AS(nn::load(target, target_opt, bad), doctest::Contains(says), IoError);
-    std::vector<std::vector<double>> params_after;
-    for (const Tensor& p : target.parameters()) params_after.push_back(p.to_vector());
-    CHECK(params_after == params_before);
-    CHECK(values_of(target_opt.state_dict()) == state_before);
+    CHECK(flat_values(target.parameters()) == params_before);
+    CHECK(flat_values(target_opt.state_dict()) == state_before);
     // The module alone does not read optimiser state: it loads.
     Net alone;
     CHECK_NOTHROW(nn::load(alone, bad));
