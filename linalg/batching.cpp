@@ -5,6 +5,8 @@
 
 #include "autodiff/elementwise.hpp"
 #include "autodiff/finite.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
 
 namespace cholla::linalg::detail {
 
@@ -97,6 +99,37 @@ void for_each_run(const BatchPlan& plan,
   }
   for (int64_t i = 0; i < plan.count; ++i)
     kernel(plan.index_a[static_cast<size_t>(i)], 0, plan.index_b[static_cast<size_t>(i)], 0, i, 1);
+}
+
+LinearProblem check_linear_problem(const Tensor& A, const Tensor& B, bool rightside, const char* op,
+                                   const char* a_name) {
+  LinearProblem p;
+  p.a = square_matrix_shape(A, op, a_name);
+  p.b = matrix_shape(B, op, "B");
+  p.n = p.a.rows;
+  const int64_t matched = rightside ? p.b.cols : p.b.rows;
+  if (matched != p.n)
+    throw ShapeError(op,
+                     fmt::format("{} is {}x{} but B has shape {}; B needs {} {}{}.", a_name, p.n,
+                                 p.n, format_shape(B.shape()), p.n, rightside ? "columns" : "rows",
+                                 rightside ? " (rightside = true)" : ""),
+                     "", {A.shape(), B.shape()});
+  p.plan = plan_batches(p.a.batch, p.b.batch, op, A.shape(), B.shape());
+  return p;
+}
+
+Tensor rhs_buffer(const Tensor& B, const LinearProblem& p) {
+  Tensor out = expand(B.detach(), with_matrix(p.plan.batch, p.b.rows, p.b.cols));
+  // expand returns its input when no broadcasting is needed: the kernels must not write into B.
+  return out.impl()->storage != B.impl()->storage ? out : out.clone();
+}
+
+void run_in_place(Tensor& out, const LinearProblem& p,
+                  const std::function<void(int64_t, int64_t, double*, int64_t, int64_t)>& kernel) {
+  double* po = out.mutable_data().data();
+  for_each_run(p.plan, [&](int64_t ia, int64_t step_a, int64_t, int64_t, int64_t io, int64_t count) {
+    kernel(ia, step_a, po + io * p.b.size(), p.b.size(), count);
+  });
 }
 
 Shape with_matrix(const Shape& batch, int64_t rows, int64_t cols) {

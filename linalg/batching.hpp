@@ -49,6 +49,27 @@ BatchPlan plan_batches(const Shape& batch_a, const Shape& batch_b, const char* o
 void for_each_run(const BatchPlan& plan,
                   const std::function<void(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t)>& kernel);
 
+// The operands of op(A) B / B op(A) (trmm, trsm) and of A X = B (solve, cholesky_solve):
+// A square n x n, B with n rows (left) or n columns (right), batch dimensions broadcast.
+struct LinearProblem {
+  MatrixShape a, b;
+  BatchPlan plan;
+  int64_t n = 0;
+};
+
+// ShapeError (naming op, `a_name` and both shapes) unless the shapes fit.
+LinearProblem check_linear_problem(const Tensor& A, const Tensor& B, bool rightside, const char* op,
+                                   const char* a_name);
+
+// B's values broadcast to the result's batch shape, in a buffer of its own that kernels may
+// overwrite.
+Tensor rhs_buffer(const Tensor& B, const LinearProblem& p);
+
+// Runs kernel(a_matrix_index, a_stride_in_matrices, out_matrix, out_stride, count) over the
+// plan, on `out` (a rhs_buffer).
+void run_in_place(Tensor& out, const LinearProblem& p,
+                  const std::function<void(int64_t, int64_t, double*, int64_t, int64_t)>& kernel);
+
 // Shape = batch + {rows, cols}.
 Shape with_matrix(const Shape& batch, int64_t rows, int64_t cols);
 

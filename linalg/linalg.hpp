@@ -2,9 +2,10 @@
 // its backward and the conventions: docs/linalg.md).
 //
 // Shapes: the last two dimensions are the matrix, leading dimensions are batch dimensions.
-// gemm, gemm2, trmm and trsm broadcast the batch dimensions of their two operands as PyTorch
-// does, without copying a broadcast operand (one factor L [d, d] against right-hand sides
-// [N, d, k] is read N times, never copied); their backward sums over broadcast dimensions.
+// gemm, gemm2, trmm, trsm, solve and cholesky_solve broadcast the batch dimensions of their
+// two operands as PyTorch does, without copying a broadcast operand (one factor L [d, d]
+// against right-hand sides [N, d, k] is read N times, never copied); their backward sums
+// over broadcast dimensions.
 // The other ops take one batched operand.
 //
 // Gradient conventions:
@@ -83,6 +84,11 @@ Tensor potrf(const Tensor& A, const CholeskyOptions& options = {});
 // with info (batch shape, float64) = 0 where the factorisation succeeded and the order of
 // the failing leading minor elsewhere. Failed elements of L hold NaN.
 std::pair<Tensor, Tensor> potrf_ex(const Tensor& A, const CholeskyOptions& options = {});
+// X with L L^T X = B (lower) or U^T U X = B (upper): a solve with the SPD matrix whose
+// Cholesky factor is given (only its triangle is read, and its gradient is projected onto
+// that triangle). L [..., n, n] and B [..., n, k] broadcast their batch dimensions as trsm.
+// DomainError for NaN/Inf or a zero on the factor's diagonal.
+Tensor cholesky_solve(const Tensor& L, const Tensor& B, const CholeskyOptions& options = {});
 // (L L^T)^{-1} (or (U^T U)^{-1}) from a triangular factor; full symmetric result.
 Tensor potri(const Tensor& L, const CholeskyOptions& options = {});
 // sum_i log A_ii per matrix: shape = batch shape. The diagonal must be positive.
@@ -111,6 +117,10 @@ Tensor triu(const Tensor& A, int64_t k = 0);
 
 // General square matrices, through LU with partial pivoting.
 Tensor inverse(const Tensor& A);  // DomainError for a singular matrix
+// X with A X = B for general square A [..., n, n] and B [..., n, k], batch dimensions
+// broadcast as trsm. LU with partial pivoting; DomainError naming the batch element of a
+// singular A. Cheaper and more accurate than gemm2(inverse(A), B).
+Tensor solve(const Tensor& A, const Tensor& B);
 // Differentiable everywhere: at a (nearly) singular matrix the gradient, the cofactor matrix
 // adj(A)^T, is built from an SVD instead of det(A) A^{-T}.
 Tensor det(const Tensor& A);

@@ -25,48 +25,6 @@ Tensor band(const Tensor& A, int64_t k, bool lower, const char* op) {
   });
 }
 
-struct TriangularProblem {
-  detail::MatrixShape a, b;
-  detail::BatchPlan plan;
-  int64_t n = 0;
-};
-
-// Shapes of op(A) B / B op(A): A square n x n; B has n rows (left) or n columns (right).
-TriangularProblem check_triangular(const Tensor& A, const Tensor& B, const TriangularOptions& o,
-                                   const char* op) {
-  TriangularProblem p;
-  p.a = detail::square_matrix_shape(A, op, "A");
-  p.b = detail::matrix_shape(B, op, "B");
-  p.n = p.a.rows;
-  const int64_t matched = o.rightside ? p.b.cols : p.b.rows;
-  if (matched != p.n)
-    throw ShapeError(op,
-                     fmt::format("A is {}x{} but B has shape {}; with rightside = {} B needs {} "
-                                 "{}.",
-                                 p.n, p.n, format_shape(B.shape()), o.rightside, p.n,
-                                 o.rightside ? "columns" : "rows"),
-                     "", {A.shape(), B.shape()});
-  p.plan = detail::plan_batches(p.a.batch, p.b.batch, op, A.shape(), B.shape());
-  return p;
-}
-
-// B's values broadcast to the result's batch shape: the buffer the kernels work on in place.
-Tensor result_buffer(const Tensor& B, const TriangularProblem& p) {
-  Tensor out = expand(B.detach(), detail::with_matrix(p.plan.batch, p.b.rows, p.b.cols));
-  // expand returns its input when no broadcasting is needed: the kernels must not write into B.
-  return out.impl()->storage != B.impl()->storage ? out : out.clone();
-}
-
-template <class Kernel>
-void run_in_place(const Tensor& A, Tensor& out, const TriangularProblem& p, Kernel kernel) {
-  const double* pa = A.data().data();
-  double* po = out.mutable_data().data();
-  detail::for_each_run(p.plan, [&](int64_t ia, int64_t step_a, int64_t, int64_t, int64_t io,
-                                   int64_t count) {
-    kernel(pa + ia * p.a.size(), step_a * p.a.size(), po + io * p.b.size(), p.b.size(), count);
-  });
-}
-
 Tensor project(const Tensor& gA, bool lower) { return lower ? tril(gA) : triu(gA); }
 
 }  // namespace
@@ -75,10 +33,12 @@ Tensor tril(const Tensor& A, int64_t k) { return band(A, k, true, "tril"); }
 Tensor triu(const Tensor& A, int64_t k) { return band(A, k, false, "triu"); }
 
 Tensor trmm(const Tensor& A, const Tensor& B, const TriangularOptions& o) {
-  const auto p = check_triangular(A, B, o, "trmm");
-  Tensor out = result_buffer(B, p);
-  run_in_place(A, out, p, [&](const double* a, int64_t sa, double* b, int64_t sb, int64_t count) {
-    kernels::trmm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, a, sa, b, sb, count);
+  const auto p = detail::check_linear_problem(A, B, o.rightside, "trmm", "A");
+  Tensor out = detail::rhs_buffer(B, p);
+  const double* pa = A.data().data();
+  detail::run_in_place(out, p, [&](int64_t ia, int64_t step_a, double* b, int64_t sb, int64_t count) {
+    kernels::trmm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, pa + ia * p.a.size(),
+                  step_a * p.a.size(), b, sb, count);
   });
   return record("trmm", {A, B}, out, [A, B, o](const Tensor& G, Needs needs) {
     Tensor gA, gB;
@@ -99,13 +59,15 @@ Tensor trmm(const Tensor& A, const Tensor& B, const TriangularOptions& o) {
 }
 
 Tensor trsm(const Tensor& A, const Tensor& B, const TriangularOptions& o) {
-  const auto p = check_triangular(A, B, o, "trsm");
+  const auto p = detail::check_linear_problem(A, B, o.rightside, "trsm", "A");
   detail::check_finite(A, p.a, "trsm", "A");
   detail::check_finite(B, p.b, "trsm", "B");
   detail::check_nonzero_diagonal(A, p.a, "trsm", "A");
-  Tensor X = result_buffer(B, p);
-  run_in_place(A, X, p, [&](const double* a, int64_t sa, double* b, int64_t sb, int64_t count) {
-    kernels::trsm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, a, sa, b, sb, count);
+  Tensor X = detail::rhs_buffer(B, p);
+  const double* pa = A.data().data();
+  detail::run_in_place(X, p, [&](int64_t ia, int64_t step_a, double* b, int64_t sb, int64_t count) {
+    kernels::trsm(o.rightside, o.lower, o.transpose, p.b.rows, p.b.cols, o.alpha, pa + ia * p.a.size(),
+                  step_a * p.a.size(), b, sb, count);
   });
   return record("trsm", {A, B}, X, [A, B, X, o](const Tensor& G, Needs needs) {
     // W = op(A)^{-T} G (left) or G op(A)^{-T} (right): one solve with the flag flipped. B's

@@ -73,6 +73,12 @@ void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int6
 // as LAPACK does).
 void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info);
 
+// Solve A[b] X = B[b] (or A[b]^T X = B[b] with transpose), X overwriting the n x nrhs B[b],
+// from getrf's factors F[b] (stride_f; 0 shares one factorisation) and pivots[b * stride_p].
+// The factorisation must be non-singular (getrf's info 0).
+void getrs(bool transpose, int64_t n, int64_t nrhs, const double* F, int64_t stride_f,
+           const int64_t* pivots, int64_t stride_p, double* B, int64_t stride_b, int64_t batch);
+
 // In-place inverse of each n x n matrix. info[b] = i > 0 when the matrix is singular
 // (U[i-1][i-1] == 0); the content of A[b] is then unspecified.
 void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);

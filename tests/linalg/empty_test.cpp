@@ -1,4 +1,4 @@
-// Zero sizes: every op on n = 0 matrices and on an empty batch, forward, backward and the
+// Zero sizes: every op (solves included) on n = 0 matrices and on an empty batch, forward, backward and the
 // backward's own backward. The results are the empty (or, where a reduction meets an empty
 // range, the neutral) values numpy and PyTorch give: det of a 0x0 matrix is 1, slogdet (1, 0),
 // a product with inner dimension 0 is a zero matrix.
@@ -7,6 +7,7 @@
 using namespace cholla;
 using namespace cholla::linalg;
 using Fn = std::vector<Tensor>;
+using test::mat;
 
 namespace {
 
@@ -38,11 +39,6 @@ void check_empty(const char* what, const std::function<Tensor(const Fn&)>& f, co
   }
 }
 
-Shape mat(Shape batch, int64_t r, int64_t c) {
-  batch.push_back(r);
-  batch.push_back(c);
-  return batch;
-}
 
 }  // namespace
 
@@ -86,6 +82,10 @@ TEST_CASE("every linalg op on 0x0 matrices and on an empty batch") {
     check_empty("tril", [](const Fn& x) { return tril(x[0]); }, {A}, m);
     check_empty("triu", [](const Fn& x) { return triu(x[0], 1); }, {A}, m);
     check_empty("inverse", [](const Fn& x) { return inverse(x[0]); }, {S}, m);
+    check_empty("solve", [](const Fn& x) { return solve(x[0], x[1]); }, {S, B}, B.shape());
+    for (bool lower : {true, false})
+      check_empty("cholesky_solve", [lower](const Fn& x) { return cholesky_solve(x[0], x[1], {.lower = lower}); },
+                  {S, B}, B.shape());
     check_empty("det", [](const Fn& x) { return det(x[0]); }, {S}, c.batch, ones);
     check_empty("slogdet", [](const Fn& x) { return slogdet(x[0]).second; }, {S}, c.batch, zeros);
     CHECK(slogdet(S).first.shape() == c.batch);
@@ -107,6 +107,10 @@ TEST_CASE("inner dimension 0: products are zero matrices with empty gradients") 
   Tensor out = gemm(A, B, leafC, {.beta = 2.0});
   test::check_close(out, expand(2.0 * C, {2, 3, 4}), 0.0);
   check_empty("syrk", [](const Fn& x) { return syrk(x[0]); }, {A}, {2, 3, 3}, std::vector<double>(18, 0.0));
+  // No right-hand sides: an n x 0 solution.
+  Tensor S = test::spd({2}, 3, 2), none = Tensor::zeros({2, 3, 0});
+  check_empty("solve", [](const Fn& x) { return solve(x[0], x[1]); }, {S, none}, {2, 3, 0});
+  check_empty("cholesky_solve", [](const Fn& x) { return cholesky_solve(potrf(x[0]), x[1]); }, {S, none}, {2, 3, 0});
   // A 0 x 3 matrix has an LQ factorisation with empty factors.
   check_empty("gelqf.Q", [](const Fn& x) { return gelqf(x[0]).first; }, {Tensor::zeros({2, 0, 3})}, {2, 0, 3});
 }

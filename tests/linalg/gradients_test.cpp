@@ -6,16 +6,7 @@ using namespace cholla;
 using namespace cholla::linalg;
 using test::check_gradients;
 using Fn = std::vector<Tensor>;
-
-namespace {
-
-Shape mat(Shape batch, int64_t r, int64_t c) {
-  batch.push_back(r);
-  batch.push_back(c);
-  return batch;
-}
-
-}  // namespace
+using test::mat;
 
 TEST_CASE("gemm2, gemm, syrk: gradients for every transpose, batched and broadcast") {
   struct Case { Shape a_batch, b_batch; int64_t m, k, n; };

@@ -1,5 +1,5 @@
-// potrf, potri, getrf, inverse, syevd, gelqf and gesvd: identities (L L^T = A, X A = I,
-// P L U = A^T, U^T diag(w) U = A, L Q = A, Q Q^T = I, U diag(s) V^T = A) and LAPACK's info semantics. Padded
+// potrf, potri, getrf, getrs, inverse, syevd, gelqf and gesvd: identities (L L^T = A, X A = I,
+// P L U = A^T, A X = B, U^T diag(w) U = A, L Q = A, Q Q^T = I, U diag(s) V^T = A) and LAPACK's info semantics. Padded
 // strides check that nothing outside a matrix is touched; the unread triangle is NaN.
 #include <doctest/doctest.h>
 
@@ -171,6 +171,30 @@ TEST_CASE("getrf: P L U reproduces A^T; singular matrices report the zero pivot"
         check_getrf(n, G.data(), spiv.data(), S);
       }
     }
+}
+
+TEST_CASE("getrs: A X = B and A^T X = B from getrf's factors, shared or per-matrix") {
+  Rng rng;
+  for (int64_t n : kSizes)
+    for (int64_t batch : kBatches)
+      for (bool transpose : kBools)
+        for (bool shared : kBools) {
+          CAPTURE(n); CAPTURE(batch); CAPTURE(transpose); CAPTURE(shared);
+          const int64_t nrhs = 3, count_a = shared ? 1 : batch, stride = n * n + kPad;
+          std::vector<Vec> As;
+          for (int64_t b = 0; b < count_a; ++b) As.push_back(rng.vec(n * n));
+          Vec F = stack(As, stride);
+          std::vector<int64_t> piv(static_cast<size_t>(count_a * n)), info(static_cast<size_t>(count_a));
+          k::getrf(n, F.data(), stride, piv.data(), count_a, info.data());
+          const Vec B = rng.vec(batch * n * nrhs);
+          Vec X = B;
+          k::getrs(transpose, n, nrhs, F.data(), shared ? 0 : stride, piv.data(), shared ? 0 : n,
+                   X.data(), n * nrhs, batch);
+          for (int64_t b = 0; b < batch; ++b) {
+            const Vec AX = ref_gemm(transpose, false, n, nrhs, n, As[shared ? 0 : b].data(), &X[b * n * nrhs]);
+            CHECK(max_diff(AX.data(), &B[b * n * nrhs], n * nrhs) < 1e-10 * n);
+          }
+        }
 }
 
 TEST_CASE("inverse: A X = X A = I; singular matrices report info > 0") {

@@ -6,6 +6,13 @@
 
 namespace cholla::test {
 
+// batch + {rows, cols}.
+inline Shape mat(Shape batch, int64_t rows, int64_t cols) {
+  batch.push_back(rows);
+  batch.push_back(cols);
+  return batch;
+}
+
 // X X^T / n + I for X uniform: SPD with eigenvalues safely away from 0.
 inline Tensor spd(const Shape& batch, int64_t n, uint64_t seed) {
   Shape s = batch;
