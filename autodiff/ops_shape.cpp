@@ -62,11 +62,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
                                             format_shape(x.shape()), x.numel(), format_shape(shape)),
                      "shape", {x.shape(), shape});
   if (shape == x.shape()) return x;
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = std::move(shape);
-  impl->size = x.numel();
-  impl->storage = x.impl()->storage;
-  Tensor out(std::move(impl));
+  Tensor out = Tensor::alias(x, std::move(shape));
   return record("reshape", {x}, out,
                 [from = x.shape()](const Tensor& g, Needs) { return Grads{reshape(g, from)}; });
 }

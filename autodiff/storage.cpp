@@ -5,37 +5,54 @@
 #include <cstdint>
 #include <new>
 #include <unordered_map>
+#include <vector>
 #include <fmt/format.h>
 
 #include "autodiff/shape.hpp"
-#include <vector>
+#include "autodiff/tensor.hpp"
 
 namespace cholla::detail {
 namespace {
 
-constexpr std::size_t kPooledFrom = 512;             // doubles (4 KiB)
-constexpr std::size_t kPoolLimit = 256u << 20;       // bytes kept per thread at most
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPooled = false;
+#else
+constexpr bool kPooled = true;
+#endif
 
-struct Pool {
-  std::unordered_map<std::size_t, std::vector<double*>> free;
+constexpr std::size_t kPoolBytes = 256u << 20;   // buffer bytes kept per thread at most
+constexpr std::size_t kPooledImpls = 1u << 16;   // TensorImpl objects kept per thread at most
+constexpr std::size_t kSmallCounts = 4096;       // buffer sizes below this: direct index
+
+struct Pools {
+  std::vector<std::vector<double*>> small{kSmallCounts};
+  std::unordered_map<std::size_t, std::vector<double*>> large;
   std::size_t bytes = 0;
-  ~Pool();
+  std::vector<TensorImpl*> impls;
+  ~Pools();
 };
 
-// Trivially destructible, so it can be read even while (or after) the pool is destroyed:
-// a buffer released during thread or program exit is then freed directly.
-thread_local bool t_pool_alive = false;
+// Trivially destructible, so it can be read even while (or after) the pools are destroyed:
+// memory released during thread or program exit is then freed directly.
+thread_local constinit bool t_pools_alive = false;
 
-Pool& pool() {
-  thread_local Pool p;
-  t_pool_alive = true;
+Pools& pools() {
+  thread_local Pools p;
+  t_pools_alive = true;
   return p;
 }
 
-Pool::~Pool() {
-  t_pool_alive = false;
-  for (auto& [count, blocks] : free)
-    for (double* b : blocks) delete[] b;
+Pools::~Pools() {
+  t_pools_alive = false;
+  for (auto& list : small)
+    for (double* b : list) delete[] b;
+  for (auto& [count, list] : large)
+    for (double* b : list) delete[] b;
+  for (TensorImpl* p : impls) delete p;
+}
+
+std::vector<double*>& free_list(Pools& q, std::size_t count) {
+  return count < kSmallCounts ? q.small[count] : q.large[count];
 }
 
 // RAM + swap: no single buffer can be larger. Read once; the machine does not change.
@@ -48,39 +65,6 @@ std::size_t memory_limit() {
     return total >= 0x1p64 ? SIZE_MAX : static_cast<std::size_t>(total);
   }();
   return limit;
-}
-
-struct Release {
-  std::size_t count;
-  void operator()(double* p) const {
-    if (t_pool_alive) {
-      Pool& q = pool();
-      if (q.bytes + count * sizeof(double) <= kPoolLimit) {
-        q.free[count].push_back(p);
-        q.bytes += count * sizeof(double);
-        return;
-      }
-    }
-    delete[] p;
-  }
-};
-
-std::shared_ptr<double[]> allocate_unchecked(std::size_t count) {
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr bool pooled = false;
-#else
-  constexpr bool pooled = true;
-#endif
-  if (!pooled || count < kPooledFrom) return std::make_shared_for_overwrite<double[]>(count);
-  Pool& q = pool();
-  auto it = q.free.find(count);
-  if (it != q.free.end() && !it->second.empty()) {
-    double* p = it->second.back();
-    it->second.pop_back();
-    q.bytes -= count * sizeof(double);
-    return std::shared_ptr<double[]>(p, Release{count});
-  }
-  return std::shared_ptr<double[]>(new double[count], Release{count});
 }
 
 [[noreturn]] void throw_too_large(std::size_t count, const Shape& shape, const char* op) {
@@ -96,13 +80,58 @@ std::shared_ptr<double[]> allocate_unchecked(std::size_t count) {
 
 }  // namespace
 
-std::shared_ptr<double[]> allocate_storage(std::size_t count, const Shape& shape, const char* op) {
+double* allocate_buffer(std::size_t count, const Shape& shape, const char* op) {
   if (count > memory_limit() / sizeof(double)) throw_too_large(count, shape, op);
+  if (kPooled) {
+    Pools& q = pools();
+    auto& list = free_list(q, count);
+    if (!list.empty()) {
+      double* p = list.back();
+      list.pop_back();
+      q.bytes -= count * sizeof(double);
+      return p;
+    }
+  }
   try {
-    return allocate_unchecked(count);
+    return new double[count];
   } catch (const std::bad_alloc&) {
     throw_too_large(count, shape, op);
   }
+}
+
+void release_buffer(double* p, std::size_t count) {
+  if (kPooled && t_pools_alive) {
+    Pools& q = pools();
+    if (q.bytes + count * sizeof(double) <= kPoolBytes) {
+      free_list(q, count).push_back(p);
+      q.bytes += count * sizeof(double);
+      return;
+    }
+  }
+  delete[] p;
+}
+
+TensorImpl* allocate_impl() {
+  if (kPooled) {
+    Pools& q = pools();
+    if (!q.impls.empty()) {
+      TensorImpl* p = q.impls.back();
+      q.impls.pop_back();
+      return p;
+    }
+  }
+  return new TensorImpl();
+}
+
+void recycle_impl(TensorImpl* p) {
+  if (kPooled && t_pools_alive) {
+    Pools& q = pools();
+    if (q.impls.size() < kPooledImpls) {
+      q.impls.push_back(p);
+      return;
+    }
+  }
+  delete p;
 }
 
 }  // namespace cholla::detail

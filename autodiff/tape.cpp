@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <fmt/format.h>
 
@@ -9,7 +11,106 @@
 #include "autodiff/shape.hpp"
 
 namespace cholla {
+
+namespace detail {
+thread_local constinit ThreadEngineState t_engine;
+}  // namespace detail
+
+using detail::t_engine;
+
+// One entry. Everything it points at lives in the tape's arena.
+struct Tape::Node {
+  const char* op;
+  Tensor* inputs;        // num_inputs handles held by the tape
+  Tensor* grad_outputs;  // num_outputs slots, filled during a backward sweep, then cleared
+  uint32_t num_inputs;
+  int32_t num_outputs;
+  detail::Closure backward;      // op-composed rule (differentiable: used under create_graph)
+  detail::Closure raw_backward;  // optional first-order rule (invoke == nullptr when none)
+};
+
+using Node = Tape::Node;
+
+// The engine's access to the tape's private parts.
+struct TapeAccess {
+  static std::vector<Node*>& nodes(Tape& t) { return t.nodes_; }
+  static Node& node(Tape& t, int64_t index) { return *t.nodes_[static_cast<size_t>(index)]; }
+  static Tape::Arena& arena(Tape& t) { return *t.arena_; }
+};
+
+// A chunked bump allocator. Chunks are kept across releases (a training loop reuses the same
+// memory every step); only chunks beyond kKeptBytes are returned to the system.
+class Tape::Arena {
+ public:
+  void* allocate(std::size_t bytes, std::size_t align) {
+    uintptr_t p = align_up(reinterpret_cast<uintptr_t>(cursor_), align);
+    if (p + bytes > reinterpret_cast<uintptr_t>(end_)) {
+      advance(bytes + align);
+      p = align_up(reinterpret_cast<uintptr_t>(cursor_), align);
+    }
+    cursor_ = reinterpret_cast<char*>(p + bytes);
+    return reinterpret_cast<void*>(p);
+  }
+
+  // Forgets every allocation; keeps up to kKeptBytes of chunks for the next tape.
+  void reset() {
+    std::size_t kept = 0, keep = 0;
+    while (keep < chunks_.size() && kept + chunks_[keep].size <= kKeptBytes)
+      kept += chunks_[keep++].size;
+    chunks_.resize(keep);
+    cursor_ = end_ = nullptr;
+  }
+
+ private:
+  static constexpr std::size_t kChunkBytes = 64u << 10;
+  static constexpr std::size_t kKeptBytes = 64u << 20;
+  struct Chunk {
+    std::unique_ptr<char[]> memory;
+    std::size_t size;
+  };
+
+  static uintptr_t align_up(uintptr_t p, std::size_t align) {
+    return (p + align - 1) & ~(static_cast<uintptr_t>(align) - 1);
+  }
+
+  // Moves to the next kept chunk (dropping one too small for `need`), or a new one.
+  void advance(std::size_t need) {
+    const size_t next = cursor_ == nullptr ? 0 : current_ + 1;
+    while (next < chunks_.size() && chunks_[next].size < need)
+      chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(next));
+    if (next == chunks_.size()) {
+      const std::size_t size = std::max(kChunkBytes, need);
+      chunks_.push_back({std::make_unique_for_overwrite<char[]>(size), size});
+    }
+    current_ = next;
+    cursor_ = chunks_[next].memory.get();
+    end_ = cursor_ + chunks_[next].size;
+  }
+
+  std::vector<Chunk> chunks_;
+  size_t current_ = 0;
+  char* cursor_ = nullptr;
+  char* end_ = nullptr;
+};
+
 namespace {
+
+thread_local constinit bool t_tape_alive = false;
+thread_local constinit int32_t t_busy = 0;  // > 0 inside record or a backward sweep
+
+// RAII: the tape must not release itself while an entry is being built or swept.
+class BusyScope {
+ public:
+  BusyScope() { ++t_busy; }
+  ~BusyScope() { --t_busy; }
+  BusyScope(const BusyScope&) = delete;
+  BusyScope& operator=(const BusyScope&) = delete;
+};
+
+void release_if_unreachable() {
+  if (t_engine.live == 0 && t_busy == 0 && t_tape_alive && Tape::current().size() > 0)
+    Tape::current().release();
+}
 
 // Generations are unique across threads, so a tensor recorded on another thread's tape (or on
 // a released one) is recognised as stale rather than mistaken for an entry of this tape.
@@ -31,14 +132,25 @@ bool has_history(const TensorImpl& t) { return t.generation != 0; }
                                format_shape(t.shape)));
 }
 
-void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? slot + g : g; }
-
-// The gradient slot of output `j` of an entry. Slots are handed to the backward by moving the
-// vector out (no copy, no allocation), so an entry swept before may have none: recreate them.
-Tensor& output_slot(Node& node, int32_t j) {
-  if (node.grad_outputs.empty()) node.grad_outputs.resize(static_cast<size_t>(node.num_outputs));
-  return node.grad_outputs[static_cast<size_t>(j)];
+// slot += g. The first gradient is shared, not copied. Later ones are added in place when
+// nobody else can see the slot's values and the addition is not being recorded; otherwise (a
+// shared buffer, or create_graph, where the sum needs history) through the add op.
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!slot.defined()) {
+    slot = g;
+    return;
+  }
+  TensorImpl& s = *slot.impl();
+  if (!t_grad_enabled && s.owns_values_alone() && s.generation == 0 && s.shape == g.shape()) {
+    const double* src = g.impl()->data;
+    double* dst = s.data;
+    for (int64_t i = 0; i < s.size; ++i) dst[i] += src[i];
+    return;
+  }
+  slot = slot + g;
 }
+
+Tensor& output_slot(Node& node, int32_t j) { return node.grad_outputs[j]; }
 
 bool takes_part(const Tensor& t) {
   const TensorImpl* p = t.impl();
@@ -49,25 +161,30 @@ bool takes_part(const Tensor& t) {
 // .grad() or, when they carry a capture slot, in `captured`.
 void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* captured) {
   for (int64_t k = top; k >= bottom; --k) {
-    Node& node = tape.node(k);
+    // Entries live in the arena: `node` stays put even if this backward appends entries.
+    Node& node = TapeAccess::node(tape, k);
+    const std::span<Tensor> grad_outputs(node.grad_outputs, static_cast<size_t>(node.num_outputs));
     bool any = false;
-    for (const Tensor& g : node.grad_outputs) any = any || g.defined();
+    for (const Tensor& g : grad_outputs) any = any || g.defined();
     if (!any) continue;
-    std::vector<Tensor> grad_outputs = std::move(node.grad_outputs);
-    node.grad_outputs.clear();
+    const std::span<const Tensor> inputs(node.inputs, node.num_inputs);
     Needs needs{0};
-    for (size_t i = 0; i < node.inputs.size() && i < 64; ++i)
-      if (takes_part(node.inputs[i])) needs.bits |= 1ULL << i;
+    for (size_t i = 0; i < inputs.size() && i < 64; ++i)
+      if (takes_part(inputs[i])) needs.bits |= 1ULL << i;
     const char* op = node.op;
-    // The deque keeps `node` in place even if this call appends entries (create_graph).
-    Grads grads = node.backward(grad_outputs, needs);
-    if (grads.size() != node.inputs.size())
+    const detail::Closure& rule =
+        !t_grad_enabled && node.raw_backward.invoke != nullptr ? node.raw_backward : node.backward;
+    if (rule.invoke == nullptr)
+      throw InternalError(fmt::format("backward of {}", op), "the entry has no backward rule.");
+    Grads grads = rule.invoke(rule.self, grad_outputs, needs);
+    for (Tensor& g : grad_outputs) g = Tensor();
+    if (grads.size() != inputs.size())
       throw InternalError(fmt::format("backward of {}", op),
                           fmt::format("returned {} gradients for {} inputs.", grads.size(),
-                                      node.inputs.size()));
+                                      inputs.size()));
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& g = grads[i];
-      const Tensor& input = node.inputs[i];
+      const Tensor& input = inputs[i];
       if (!g.defined() || !takes_part(input)) continue;
       if (g.shape() != input.shape())
         throw ShapeError(fmt::format("backward of {}", op),
@@ -79,20 +196,20 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
       TensorImpl& in = *input.impl();
       if (has_history(in)) {
         if (in.generation != tape.generation()) throw_stale(in);
-        accumulate(output_slot(tape.node(in.node), in.output), g);
+        accumulate(output_slot(TapeAccess::node(tape, in.node), in.output), g);
       } else if (captured != nullptr) {
         if (in.capture_slot >= 0) accumulate((*captured)[static_cast<size_t>(in.capture_slot)], g);
       } else {
         // Without create_graph nothing here has history; with it, .grad() keeps its history.
-        in.grad = in.grad.defined() ? in.grad + g : g;
+        accumulate(in.grad, g);
       }
     }
   }
 }
 
 void clear_grad_outputs(Tape& tape) {
-  for (size_t k = 0; k < tape.size(); ++k)
-    for (Tensor& g : tape.node(static_cast<int64_t>(k)).grad_outputs) g = Tensor();
+  for (Node* node : TapeAccess::nodes(tape))
+    for (int32_t j = 0; j < node->num_outputs; ++j) node->grad_outputs[j] = Tensor();
 }
 
 // Plants a seed at the entry that produced `output`; returns that entry's index, or -1 when
@@ -101,7 +218,7 @@ int64_t plant_seed(Tape& tape, const Tensor& output, const Tensor& seed) {
   const TensorImpl& o = *output.impl();
   if (!has_history(o)) return -1;
   if (o.generation != tape.generation()) throw_stale(o);
-  accumulate(output_slot(tape.node(o.node), o.output), seed);
+  accumulate(output_slot(TapeAccess::node(tape, o.node), o.output), seed);
   return o.node;
 }
 
@@ -131,7 +248,18 @@ void require_defined(const Tensor& t, const char* op, const char* what) {
 
 }  // namespace
 
-Tape::Tape() : generation_(next_generation()) {}
+Tape::Tape() : arena_(new Arena), generation_(next_generation()) {
+  t_engine.tape_generation = generation_;
+  t_engine.live = 0;
+  t_tape_alive = true;
+}
+
+Tape::~Tape() {
+  release();
+  delete arena_;
+  t_tape_alive = false;
+  t_engine.tape_generation = 0;  // no tensor has history of generation 0: no more counting
+}
 
 Tape& Tape::current() {
   thread_local Tape tape;
@@ -139,14 +267,91 @@ Tape& Tape::current() {
 }
 
 void Tape::release() {
-  nodes_.clear();
+  // New generation first: every tensor with history of the old one is stale from here on, so
+  // the handles destroyed below do no live-count bookkeeping.
   generation_ = next_generation();
+  t_engine.tape_generation = generation_;
+  t_engine.live = 0;
+  std::vector<Node*> nodes;
+  nodes.swap(nodes_);
+  for (size_t k = nodes.size(); k-- > 0;) {
+    Node& node = *nodes[k];
+    if (node.backward.destroy != nullptr) node.backward.destroy(node.backward.self);
+    if (node.raw_backward.destroy != nullptr) node.raw_backward.destroy(node.raw_backward.self);
+    std::destroy_n(node.inputs, node.num_inputs);
+    std::destroy_n(node.grad_outputs, node.num_outputs);
+  }
+  nodes.clear();
+  if (nodes_.empty()) nodes_.swap(nodes);  // keep the index's capacity for the next tape
+  arena_->reset();
 }
 
-int64_t Tape::append(Node node) {
-  nodes_.push_back(std::move(node));
-  return static_cast<int64_t>(nodes_.size()) - 1;
+namespace detail {
+
+void* arena_allocate(std::size_t bytes, std::size_t align) {
+  return TapeAccess::arena(Tape::current()).allocate(bytes, align);
 }
+
+EntryBuilder::EntryBuilder(const char* op, std::span<const Tensor> inputs,
+                           std::span<Tensor> outputs) {
+  ++t_busy;
+  Tape& tape = Tape::current();
+  auto* node = static_cast<Node*>(arena_allocate(sizeof(Node), alignof(Node)));
+  node_ = node;
+  node->op = op;
+  node->num_inputs = static_cast<uint32_t>(inputs.size());
+  node->num_outputs = static_cast<int32_t>(outputs.size());
+  node->backward = {};
+  node->raw_backward = {};
+  std::vector<Node*>& nodes = TapeAccess::nodes(tape);
+  nodes.push_back(node);
+  const auto index = static_cast<int64_t>(nodes.size()) - 1;
+  for (size_t j = 0; j < outputs.size(); ++j) {
+    // Outputs are fresh tensors made by the op; give each its place on the tape. The caller
+    // holds them, so each is a live tensor with history from here on.
+    TensorImpl& impl = *outputs[j].impl();
+    impl.generation = tape.generation();
+    impl.node = index;
+    impl.output = static_cast<int32_t>(j);
+    if (impl.refs.load(std::memory_order_relaxed) > impl.tape_refs) ++t_engine.live;
+  }
+  node->inputs = static_cast<Tensor*>(arena_allocate(sizeof(Tensor) * inputs.size(), alignof(Tensor)));
+  {
+    AdoptionScope adopting;  // the tape's own handles do not keep it alive
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Tensor copy(inputs[i]);
+      new (node->inputs + i) Tensor(std::move(copy));  // the move is where a handle is adopted
+    }
+  }
+  node->grad_outputs =
+      static_cast<Tensor*>(arena_allocate(sizeof(Tensor) * outputs.size(), alignof(Tensor)));
+  for (size_t j = 0; j < outputs.size(); ++j) new (node->grad_outputs + j) Tensor();
+}
+
+void EntryBuilder::set_rules(Closure backward, Closure raw_backward) {
+  auto* node = static_cast<Node*>(node_);
+  node->backward = backward;
+  node->raw_backward = raw_backward;
+}
+
+EntryBuilder::~EntryBuilder() {
+  --t_busy;
+  release_if_unreachable();
+}
+
+void note_external_handle_gained(TensorImpl*) { ++t_engine.live; }
+
+void note_external_handle_lost(TensorImpl*) {
+  if (--t_engine.live == 0) release_if_unreachable();
+}
+
+void adopt_into_tape(TensorImpl* p) {
+  ++p->tape_refs;
+  if (p->refs.load(std::memory_order_relaxed) == p->tape_refs && --t_engine.live == 0)
+    release_if_unreachable();  // deferred while busy: an entry is being built
+}
+
+}  // namespace detail
 
 bool grad_enabled() { return t_grad_enabled; }
 
@@ -160,23 +365,6 @@ bool needs_recording(std::span<const Tensor> inputs) {
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) return true;
   return false;
-}
-
-std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
-                                 std::vector<Tensor> outputs, BackwardFn backward) {
-  if (!needs_recording(inputs)) return outputs;
-  Tape& tape = Tape::current();
-  const auto n_out = static_cast<int32_t>(outputs.size());
-  const int64_t index = tape.append(Node{op, std::move(inputs), std::move(backward),
-                                         std::vector<Tensor>(outputs.size()), n_out});
-  for (int32_t j = 0; j < n_out; ++j) {
-    // Outputs are fresh tensors made by the op; give each its place on the tape.
-    TensorImpl& impl = *outputs[static_cast<size_t>(j)].impl();
-    impl.generation = tape.generation();
-    impl.node = index;
-    impl.output = j;
-  }
-  return outputs;
 }
 
 void Tensor::backward() const { backward(BackwardOptions{}); }
@@ -196,13 +384,14 @@ void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const 
   Tape& tape = Tape::current();
   const bool retain = options.retain_graph || options.create_graph;
   try {
+    BusyScope busy;
     std::optional<NoGrad> no_grad;
     std::optional<EnableGrad> enable;
     if (options.create_graph) enable.emplace(); else no_grad.emplace();
     const int64_t top = plant_seed(tape, *this, seed);
     if (top < 0) {
       TensorImpl& leaf = *impl();
-      leaf.grad = leaf.grad.defined() ? leaf.grad + seed : seed.detach();
+      accumulate(leaf.grad, seed);
     } else {
       sweep(tape, top, 0, nullptr);
     }
@@ -212,6 +401,7 @@ void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const 
     throw;
   }
   if (!retain) tape.release();
+  else release_if_unreachable();
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
@@ -231,6 +421,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   const bool retain = options.retain_graph || options.create_graph;
   std::vector<Tensor> result(inputs.size());
   try {
+    BusyScope busy;
     std::optional<NoGrad> no_grad;
     std::optional<EnableGrad> enable;
     if (options.create_graph) enable.emplace(); else no_grad.emplace();
@@ -268,7 +459,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         sweep(tape, cursor, in.node + 1, &captured);
         cursor = in.node;
       }
-      Tensor g = output_slot(tape.node(in.node), in.output);
+      Tensor g = output_slot(TapeAccess::node(tape, in.node), in.output);
       if (g.defined()) accumulate(result[static_cast<size_t>(i)], g);
     }
     if (cursor >= 0) sweep(tape, cursor, 0, &captured);
@@ -285,6 +476,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   }
   clear_grad_outputs(tape);
   if (!retain) tape.release();
+  else release_if_unreachable();
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (result[i].defined()) continue;
     if (!options.allow_unused)

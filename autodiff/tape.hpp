@@ -1,10 +1,16 @@
 // The tape: one per thread, append-only, in creation order (Stan's design: creation order is
 // already a topological order, so backward needs no graph walk and no recursion).
 //
-// Ownership: the tape owns its entries; an entry owns handles to its inputs; a tensor knows
-// only (tape generation, entry index, output index) of the entry that produced it. There are no
-// reference cycles, and a tensor whose entry has been released is detected by its stale
-// generation: GraphError, never undefined behaviour.
+// Ownership: the tape owns its entries; an entry owns handles to its inputs and its backward
+// closure; a tensor knows only (tape generation, entry index, output index) of the entry that
+// produced it. A tensor whose entry has been released is detected by its stale generation:
+// GraphError, never undefined behaviour. Entries, their input lists and their closures live in
+// a per-thread arena released in one step (docs/engine.md).
+//
+// When the tape is released: by backward() / grad() without retain_graph (the whole tape, as
+// Stan's grad() does), by Tape::release(), and by itself as soon as no tensor with history of
+// it is reachable from outside the tape (a graph built and dropped without a backward costs no
+// memory once dropped).
 //
 // Declaring an op (see docs/adding-an-op.md):
 //
@@ -17,32 +23,28 @@
 //
 // `record` attaches history only when grad mode is on and some input requires grad; otherwise
 // it drops the closure and returns `out` untouched, so inference costs no tape.
+//
+// An op may also pass a raw first-order rule after the op-composed one:
+//
+//   return record("potrf", {A}, L, composed_rule, raw_kernel_rule);
+//
+// The engine calls the raw rule when the backward itself is not being recorded (a plain
+// backward()), and the composed rule under create_graph, where gradients need history.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <initializer_list>
+#include <new>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autodiff/tensor.hpp"
 
 namespace cholla {
-
-struct TensorImpl {
-  Shape shape;
-  std::shared_ptr<double[]> storage;  // numel(shape) values, shared by reshape/detach
-  int64_t size = 0;                   // numel(shape)
-  bool requires_grad = false;         // leaves only: the user asked for .grad()
-  // History: the tape entry that produced this tensor (generation 0 = none, a leaf).
-  uint64_t generation = 0;
-  int64_t node = -1;
-  int32_t output = 0;
-  Tensor grad;                // accumulated gradient of a leaf
-  int64_t capture_slot = -1;  // used by cholla::grad() to collect a leaf's gradient
-};
 
 // Which inputs of an op need a gradient; backward rules may skip the others.
 struct Needs {
@@ -50,16 +52,61 @@ struct Needs {
   bool operator[](size_t i) const { return i >= 64 || ((bits >> i) & 1ULL) != 0; }
 };
 
-using Grads = std::vector<Tensor>;  // one per input; an undefined Tensor means "no gradient"
-using BackwardFn = std::function<Grads(std::span<const Tensor> grad_outputs, Needs needs)>;
+// One gradient per input; an undefined Tensor means "no gradient". Up to four are held inline
+// (no allocation per backward call); more spill to the heap.
+class Grads {
+ public:
+  Grads() = default;
+  explicit Grads(size_t n) { resize(n); }
+  Grads(std::initializer_list<Tensor> values) {
+    resize(values.size());
+    size_t i = 0;
+    for (const Tensor& v : values) (*this)[i++] = v;
+  }
+  Grads(std::vector<Tensor> values) : size_(values.size()) {  // NOLINT: implicit on purpose
+    if (size_ <= kInline) {
+      for (size_t i = 0; i < size_; ++i) inline_[i] = std::move(values[i]);
+    } else {
+      heap_ = std::move(values);
+    }
+  }
 
-struct Node {
-  const char* op;
-  std::vector<Tensor> inputs;
-  BackwardFn backward;
-  std::vector<Tensor> grad_outputs;  // filled during a backward sweep, then cleared
-  int32_t num_outputs = 1;
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  Tensor& operator[](size_t i) { return size_ <= kInline ? inline_[i] : heap_[i]; }
+  const Tensor& operator[](size_t i) const { return size_ <= kInline ? inline_[i] : heap_[i]; }
+  Tensor* begin() { return size_ <= kInline ? inline_ : heap_.data(); }
+  Tensor* end() { return begin() + size_; }
+  const Tensor* begin() const { return size_ <= kInline ? inline_ : heap_.data(); }
+  const Tensor* end() const { return begin() + size_; }
+  void push_back(Tensor t) {
+    resize(size_ + 1);
+    (*this)[size_ - 1] = std::move(t);
+  }
+  void resize(size_t n) {
+    if (n > kInline && size_ <= kInline) {
+      heap_.resize(n);
+      for (size_t i = 0; i < size_; ++i) heap_[i] = std::move(inline_[i]);
+    } else if (n > kInline) {
+      heap_.resize(n);
+    } else if (size_ > kInline) {
+      for (size_t i = 0; i < n; ++i) inline_[i] = std::move(heap_[i]);
+      heap_.clear();
+    }
+    for (size_t i = n; i < size_ && i < kInline; ++i) inline_[i] = Tensor();
+    size_ = n;
+  }
+
+ private:
+  static constexpr size_t kInline = 4;
+  size_t size_ = 0;
+  Tensor inline_[kInline];
+  std::vector<Tensor> heap_;
 };
+
+// A backward rule with any number of outputs, as a std::function (kept for code that stores
+// rules; record and record_multi take any callable and store it without a heap allocation).
+using BackwardFn = std::function<Grads(std::span<const Tensor> grad_outputs, Needs needs)>;
 
 struct BackwardOptions {
   bool retain_graph = false;  // keep the entries for another backward
@@ -72,6 +119,79 @@ struct GradOptions {
   bool allow_unused = false;  // an input the outputs do not depend on gets zeros, not an error
 };
 
+namespace detail {
+
+// A backward rule placed in the tape's arena, called through two plain function pointers.
+struct Closure {
+  Grads (*invoke)(void* self, std::span<const Tensor> grad_outputs, Needs needs) = nullptr;
+  void (*destroy)(void* self) = nullptr;
+  void* self = nullptr;
+};
+
+// Bump allocation in this thread's tape arena (valid until the tape is released).
+void* arena_allocate(std::size_t bytes, std::size_t align);
+
+// RAII: handles moved while this is alive become the tape's own (tensor_impl.hpp).
+class AdoptionScope {
+ public:
+  AdoptionScope() : previous_(t_engine.adopting) { t_engine.adopting = true; }
+  ~AdoptionScope() { t_engine.adopting = previous_; }
+  AdoptionScope(const AdoptionScope&) = delete;
+  AdoptionScope& operator=(const AdoptionScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Moves a multi-output rule F (callable as Grads(span<const Tensor>, Needs)) into the arena.
+template <class F>
+Closure place_closure(F&& f) {
+  using Fn = std::decay_t<F>;
+  void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
+  {
+    AdoptionScope adopting;
+    new (memory) Fn(std::forward<F>(f));
+  }
+  Closure c;
+  c.self = memory;
+  c.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
+    return (*static_cast<Fn*>(self))(g, n);
+  };
+  c.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
+  return c;
+}
+
+// Adapts a single-output rule Grads(const Tensor& g, Needs) to the multi-output form.
+template <class F>
+auto single_output(F&& f) {
+  return [rule = std::forward<F>(f)](std::span<const Tensor> g, Needs n) -> Grads {
+    return rule(g[0], n);
+  };
+}
+
+// Builds one tape entry. The constructor appends it and gives each output its place on the
+// tape *before* the rules are placed, so that outputs the rules capture are recognised as the
+// tape's own handles. While a builder is alive the tape cannot release itself.
+class EntryBuilder {
+ public:
+  EntryBuilder(const char* op, std::span<const Tensor> inputs, std::span<Tensor> outputs);
+  ~EntryBuilder();
+  EntryBuilder(const EntryBuilder&) = delete;
+  EntryBuilder& operator=(const EntryBuilder&) = delete;
+  void set_rules(Closure backward, Closure raw_backward = {});
+
+ private:
+  void* node_;
+};
+
+template <class F>
+constexpr void check_single_output_rule() {
+  static_assert(std::is_invocable_r_v<Grads, F&, const Tensor&, Needs>,
+                "backward must be callable as Grads(const Tensor& g, Needs needs)");
+}
+
+}  // namespace detail
+
 class Tape {
  public:
   static Tape& current();  // this thread's tape
@@ -81,13 +201,15 @@ class Tape {
   // Drops every entry; tensors they produced become stale (GraphError if a backward needs them).
   void release();
 
-  // Internal (used by record/backward).
-  int64_t append(Node node);
-  Node& node(int64_t index) { return nodes_[static_cast<size_t>(index)]; }
+  struct Node;   // internal (tape.cpp)
+  class Arena;  // internal (tape.cpp)
 
  private:
   Tape();
-  std::deque<Node> nodes_;  // deque: entries stay put while a backward appends new ones
+  ~Tape();
+  friend struct TapeAccess;
+  std::vector<Node*> nodes_;  // creation order; the entries themselves live in the arena
+  Arena* arena_;              // owned; entries, their inputs and their closures
   uint64_t generation_;
 };
 
@@ -121,30 +243,64 @@ class EnableGrad {
 // True when a tensor takes part in differentiation (a leaf that requires grad, or a tensor
 // with history) and grad mode is on.
 bool needs_recording(std::span<const Tensor> inputs);
+inline bool needs_recording(std::initializer_list<Tensor> inputs) {
+  return needs_recording(std::span<const Tensor>(inputs.begin(), inputs.size()));
+}
 
 // Records an op with several outputs. `backward(grad_outputs, needs)` receives one gradient per
 // output (undefined where none flowed) and returns one per input.
-std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
-                                 std::vector<Tensor> outputs, BackwardFn backward);
-
-// Records an op with one output; `backward(g, needs)` returns one gradient per input.
 template <class F>
-Tensor record(const char* op, std::vector<Tensor> inputs, Tensor output, F&& backward) {
-  static_assert(std::is_invocable_r_v<Grads, F&, const Tensor&, Needs>,
-                "backward must be callable as Grads(const Tensor& g, Needs needs)");
+std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
+                                 std::vector<Tensor> outputs, F&& backward) {
+  static_assert(std::is_invocable_r_v<Grads, std::decay_t<F>&, std::span<const Tensor>, Needs>,
+                "backward must be callable as Grads(std::span<const Tensor> g, Needs needs)");
+  if (!needs_recording(inputs)) return outputs;
+  detail::EntryBuilder entry(op, inputs, outputs);
+  entry.set_rules(detail::place_closure(std::forward<F>(backward)));
+  return outputs;
+}
+
+// Records an op with one output; `backward(g, needs)` returns one gradient per input. The
+// optional `raw_backward` (same signature) is a first-order-only rule, e.g. a fused kernel.
+template <class F>
+Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&& backward) {
+  detail::check_single_output_rule<std::decay_t<F>>();
   if (!needs_recording(inputs)) return output;
-  return record_multi(op, std::move(inputs), {std::move(output)},
-                      [f = std::forward<F>(backward)](std::span<const Tensor> g, Needs n) {
-                        return f(g[0], n);
-                      })[0];
+  {
+    detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
+    entry.set_rules(detail::place_closure(detail::single_output(std::forward<F>(backward))));
+  }
+  return output;
+}
+
+template <class F, class R>
+Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&& backward,
+              R&& raw_backward) {
+  detail::check_single_output_rule<std::decay_t<F>>();
+  detail::check_single_output_rule<std::decay_t<R>>();
+  if (!needs_recording(inputs)) return output;
+  {
+    detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
+    detail::Closure composed =
+        detail::place_closure(detail::single_output(std::forward<F>(backward)));
+    entry.set_rules(composed,
+                    detail::place_closure(detail::single_output(std::forward<R>(raw_backward))));
+  }
+  return output;
 }
 
 // Same, with the inputs written in place: record("exp", {x}, out, ...).
 template <class F>
 Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward) {
-  // Checked before the vector is built: an op under NoGrad allocates nothing here.
-  if (!needs_recording(std::span<const Tensor>(inputs.begin(), inputs.size()))) return output;
-  return record(op, std::vector<Tensor>(inputs), std::move(output), std::forward<F>(backward));
+  return record(op, std::span<const Tensor>(inputs.begin(), inputs.size()), std::move(output),
+                std::forward<F>(backward));
+}
+
+template <class F, class R>
+Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward,
+              R&& raw_backward) {
+  return record(op, std::span<const Tensor>(inputs.begin(), inputs.size()), std::move(output),
+                std::forward<F>(backward), std::forward<R>(raw_backward));
 }
 
 // Gradients of sum_i <seeds_i, outputs_i> with respect to `inputs`, without touching .grad().

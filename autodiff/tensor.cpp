@@ -10,33 +10,76 @@
 #include "autodiff/tape.hpp"
 
 namespace cholla {
-namespace {
 
-const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* what) {
-  if (!impl)
-    throw GraphError(what, "the tensor is undefined (default-constructed, or a gradient that "
-                           "was never computed).");
-  return *impl;
+namespace detail {
+
+void destroy_impl(TensorImpl* p) {
+  if (p->kind == StorageKind::Buffer) release_buffer(p->data, static_cast<size_t>(p->capacity));
+  // Reset to the default state for reuse; releasing base/grad may free other tensors.
+  p->base = Tensor();
+  p->grad = Tensor();
+  p->refs.store(1, std::memory_order_relaxed);
+  p->tape_refs = 0;
+  p->kind = StorageKind::Inline;
+  p->requires_grad = false;
+  p->output = 0;
+  p->generation = 0;
+  p->node = -1;
+  p->size = 0;
+  p->data = nullptr;
+  p->capacity = 0;
+  p->shape.clear();  // keeps its capacity: the next tensor's shape needs no allocation
+  p->capture_slot = -1;
+  recycle_impl(p);
 }
 
-}  // namespace
+}  // namespace detail
 
-Tensor Tensor::empty(Shape shape, const char* op) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->size = cholla::numel(shape, op);
-  impl->storage = detail::allocate_storage(static_cast<size_t>(impl->size), shape, op);
-  impl->shape = std::move(shape);
-  return Tensor(std::move(impl));
+void Tensor::throw_undefined(const char* what) {
+  throw GraphError(what, "the tensor is undefined (default-constructed, or a gradient that "
+                         "was never computed).");
 }
 
-Tensor Tensor::make(Shape shape, std::vector<double> values) {
+Tensor Tensor::empty(const Shape& shape, const char* op) {
+  const int64_t n = cholla::numel(shape, op);
+  TensorImpl* p = detail::allocate_impl();
+  Tensor t(p);  // owns p from here on, also if the buffer allocation throws
+  p->size = n;
+  if (n <= detail::kInlineValues) {
+    p->data = p->inline_values;
+  } else {
+    p->data = detail::allocate_buffer(static_cast<size_t>(n), shape, op);
+    p->kind = detail::StorageKind::Buffer;
+    p->capacity = n;
+  }
+  p->shape.assign(shape.begin(), shape.end());
+  return t;
+}
+
+Tensor Tensor::alias(const Tensor& x, Shape shape) {
+  const TensorImpl& src = x.checked_impl("alias");
+  TensorImpl* p = detail::allocate_impl();
+  Tensor t(p);
+  p->kind = detail::StorageKind::Alias;
+  // The owner of the values, held as an internal handle: sharing values must not count as
+  // holding the owner's history (else a reshape captured by a backward closure would keep
+  // its tape alive forever; see tensor_impl.hpp).
+  p->base = src.kind == detail::StorageKind::Alias ? src.base : x;
+  p->base.adopt();
+  p->data = src.data;
+  p->size = src.size;
+  p->shape = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::make(const Shape& shape, std::vector<double> values) {
   if (static_cast<int64_t>(values.size()) != cholla::numel(shape, "Tensor::from"))
     throw ShapeError("Tensor::from",
                      fmt::format("{} values given for shape {}, which holds {}.", values.size(),
                                  format_shape(shape), cholla::numel(shape)),
                      "values", {shape});
-  Tensor t = empty(std::move(shape), "Tensor::from");
-  std::copy(values.begin(), values.end(), t.impl_->storage.get());
+  Tensor t = empty(shape, "Tensor::from");
+  std::copy(values.begin(), values.end(), t.impl()->data);
   return t;
 }
 
@@ -60,14 +103,14 @@ Tensor Tensor::from(const Shape& shape, std::vector<double> values) {
 
 Tensor Tensor::eye(int64_t n) {
   Tensor t = empty({n, n}, "eye");
-  std::fill_n(t.impl_->storage.get(), t.impl_->size, 0.0);
-  for (int64_t i = 0; i < n; ++i) t.impl_->storage[static_cast<size_t>(i * n + i)] = 1.0;
+  std::fill_n(t.impl()->data, t.impl()->size, 0.0);
+  for (int64_t i = 0; i < n; ++i) t.impl()->data[static_cast<size_t>(i * n + i)] = 1.0;
   return t;
 }
 
 Tensor Tensor::arange(int64_t n) {
   Tensor t = empty({n}, "arange");
-  for (int64_t i = 0; i < n; ++i) t.impl_->storage[static_cast<size_t>(i)] = static_cast<double>(i);
+  for (int64_t i = 0; i < n; ++i) t.impl()->data[static_cast<size_t>(i)] = static_cast<double>(i);
   return t;
 }
 
@@ -83,21 +126,8 @@ Tensor Tensor::uniform(const Shape& shape, double lo, double hi, Rng& rng) {
   return t;
 }
 
-const Shape& Tensor::shape() const { return checked(impl_, "shape").shape; }
-int64_t Tensor::numel() const { return checked(impl_, "numel").size; }
-
 int64_t Tensor::size(int64_t d) const {
   return shape()[static_cast<size_t>(normalize_dim(d, dim(), "size"))];
-}
-
-std::span<const double> Tensor::data() const {
-  const TensorImpl& t = checked(impl_, "data");
-  return {t.storage.get(), static_cast<size_t>(t.size)};
-}
-
-std::span<double> Tensor::mutable_data() {
-  checked(impl_, "mutable_data");
-  return {impl_->storage.get(), static_cast<size_t>(impl_->size)};
 }
 
 double Tensor::item() const {
@@ -106,7 +136,7 @@ double Tensor::item() const {
                      fmt::format("the tensor has shape {} ({} elements); item() needs exactly one.",
                                  format_shape(shape()), numel()),
                      "", {shape()});
-  return impl_->storage[0];
+  return impl()->data[0];
 }
 
 double Tensor::at(std::initializer_list<int64_t> index) const {
@@ -125,50 +155,37 @@ double Tensor::at(std::initializer_list<int64_t> index) const {
     flat = flat * s[d] + i;
     ++d;
   }
-  return impl_->storage[static_cast<size_t>(flat)];
-}
-
-bool Tensor::requires_grad() const {
-  const TensorImpl& t = checked(impl_, "requires_grad");
-  return t.requires_grad || t.generation != 0;
+  return impl()->data[static_cast<size_t>(flat)];
 }
 
 Tensor& Tensor::requires_grad(bool on) {
-  const TensorImpl& t = checked(impl_, "requires_grad");
+  const TensorImpl& t = checked_impl("requires_grad");
   if (t.generation != 0)
     throw GraphError("requires_grad",
                      "only leaves (tensors no op produced) can be marked; call detach() first "
                      "to make a leaf with the same values.");
-  impl_->requires_grad = on;
+  impl()->requires_grad = on;
   return *this;
 }
 
-bool Tensor::is_leaf() const { return checked(impl_, "is_leaf").generation == 0; }
-Tensor Tensor::grad() const { return checked(impl_, "grad").grad; }
-void Tensor::zero_grad() { checked(impl_, "zero_grad"), impl_->grad = Tensor(); }
+Tensor Tensor::grad() const { return checked_impl("grad").grad; }
+void Tensor::zero_grad() { checked_impl("zero_grad"), impl()->grad = Tensor(); }
 
 void Tensor::set_grad(Tensor g) {
-  checked(impl_, "set_grad");
+  checked_impl("set_grad");
   if (g.defined() && g.shape() != shape())
     throw ShapeError("set_grad", fmt::format("gradient of shape {} for a tensor of shape {}.",
                                              format_shape(g.shape()), format_shape(shape())),
                      "", {g.shape(), shape()});
-  impl_->grad = std::move(g);
+  impl()->grad = std::move(g);
 }
 
-Tensor Tensor::detach() const {
-  const TensorImpl& t = checked(impl_, "detach");
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = t.shape;
-  impl->size = t.size;
-  impl->storage = t.storage;
-  return Tensor(std::move(impl));
-}
+Tensor Tensor::detach() const { return alias(*this, checked_impl("detach").shape); }
 
 Tensor Tensor::clone() const {
-  const TensorImpl& t = checked(impl_, "clone");
+  const TensorImpl& t = checked_impl("clone");
   Tensor out = empty(t.shape, "clone");
-  std::copy_n(t.storage.get(), t.size, out.impl_->storage.get());
+  std::copy_n(t.data, t.size, out.impl()->data);
   return out;
 }
 

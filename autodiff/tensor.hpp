@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <initializer_list>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,7 +22,12 @@ struct BackwardOptions;
 class Tensor {
  public:
   // An undefined tensor (no values). `defined()` is false; most uses throw GraphError.
-  Tensor() = default;
+  Tensor() noexcept = default;
+  Tensor(const Tensor& other) noexcept;
+  Tensor(Tensor&& other) noexcept;
+  Tensor& operator=(const Tensor& other) noexcept;
+  Tensor& operator=(Tensor&& other) noexcept;
+  ~Tensor();
 
   // Factories.
   static Tensor zeros(const Shape& shape);
@@ -37,9 +41,9 @@ class Tensor {
   static Tensor arange(int64_t n);  // 0, 1, ..., n-1 as float64
 
   // Reading.
-  bool defined() const { return impl_ != nullptr; }
+  bool defined() const { return bits_ != 0; }
   const Shape& shape() const;
-  int64_t dim() const { return static_cast<int64_t>(shape().size()); }
+  int64_t dim() const;
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const;
   std::span<const double> data() const;
@@ -65,21 +69,33 @@ class Tensor {
   void backward(const Tensor& seed, const BackwardOptions& options) const;
 
   // Engine access (ops and the tape use it; users need not).
-  TensorImpl* impl() const { return impl_.get(); }
-  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  TensorImpl* impl() const;
   // A new tensor with no history. `values.size()` must equal numel(shape).
-  static Tensor make(Shape shape, std::vector<double> values);
+  static Tensor make(const Shape& shape, std::vector<double> values);
   // Uninitialised storage of the given shape, for kernels to fill (its values are unspecified:
   // write every element). `op` names the caller in a ShapeError (bad shape) or ResourceError
   // (more memory than the machine has).
-  static Tensor empty(Shape shape, const char* op = "Tensor::empty");
-  bool same(const Tensor& other) const { return impl_ == other.impl_; }
+  static Tensor empty(const Shape& shape, const char* op = "Tensor::empty");
+  bool same(const Tensor& other) const { return impl() == other.impl(); }
+  // A tensor of `shape` (same element count) whose values are x's, shared, no history.
+  static Tensor alias(const Tensor& x, Shape shape);
 
  private:
-  std::shared_ptr<TensorImpl> impl_;
+  // The TensorImpl pointer; bit 0 set when the tape holds this handle (tensor_impl.hpp).
+  static constexpr uintptr_t kTapeTag = 1;
+  uintptr_t bits_ = 0;
+  explicit Tensor(TensorImpl* adopted) noexcept : bits_(reinterpret_cast<uintptr_t>(adopted)) {}
+  void retain() const;
+  void release();
+  void adopt();
+  const TensorImpl& checked_impl(const char* what) const;
+  [[noreturn]] static void throw_undefined(const char* what);
+  friend struct TensorFactory;
 };
 
 // Human-readable values, e.g. "tensor([[1, 2], [3, 4]])" (elides the middle of long tensors).
 std::string to_string(const Tensor& t);
 
 }  // namespace cholla
+
+#include "autodiff/tensor_impl.hpp"

@@ -10,6 +10,12 @@
 //   FwdNoGrad  forward under NoGrad: kernels and tensor allocation only, no tape
 //   RawLoop    the same maths fwd+bwd as hand-written loops over preallocated buffers: the floor
 //
+//   AffineChain  x = x * 1.0001 + 0.0001 on one element, kOps affine ops, forward + backward
+//                (the engine-core figure compared with Stan Math and libtorch in bench/README.md)
+//
+// Counter "allocs/op": calls of the global operator new per op (this binary replaces it with a
+// counting one; every C++ allocation of the library goes through it).
+//
 // Run with OPENBLAS_NUM_THREADS=1 (scripts/run-bench.sh does).
 #include <benchmark/benchmark.h>
 
@@ -19,11 +25,29 @@
 
 #include <cholla.hpp>
 
+#include "allocation_count.hpp"
+
 namespace {
 
 using cholla::Tensor;
 
 constexpr int64_t kOps = 10000;
+
+// Reports heap allocations per op over the timed loop.
+class AllocationCounter {
+ public:
+  explicit AllocationCounter(benchmark::State& state)
+      : state_(state), start_(cholla::bench::allocations()) {}
+  ~AllocationCounter() {
+    const double count = static_cast<double>(cholla::bench::allocations() - start_);
+    state_.counters["allocs/op"] =
+        count / (static_cast<double>(state_.iterations()) * static_cast<double>(kOps));
+  }
+
+ private:
+  benchmark::State& state_;
+  uint64_t start_;
+};
 
 Tensor chain(const Tensor& x) {
   Tensor y = x;
@@ -49,9 +73,23 @@ Tensor leaf(int64_t n) {
   return Tensor::uniform({n}, -0.5, 0.5, rng).requires_grad(true);
 }
 
+void BM_AffineChain_FwdBwd(benchmark::State& state) {
+  Tensor x = Tensor::scalar(0.5).requires_grad(true);
+  AllocationCounter allocations(state);
+  for (auto _ : state) {
+    Tensor y = x;
+    for (int64_t i = 0; i < kOps / 2; ++i) y = y * 1.0001 + 0.0001;
+    y.backward();
+    benchmark::DoNotOptimize(x.grad().data().data());
+    x.zero_grad();
+  }
+  per_op(state);
+}
+
 void BM_TapeChain_FwdBwd(benchmark::State& state) {
   Tensor x = leaf(state.range(0));
   const Tensor seed = Tensor::ones({state.range(0)});
+  AllocationCounter allocations(state);
   for (auto _ : state) {
     Tensor y = chain(x);
     y.backward(seed, {});  // seeds the n-element output directly: no extra reduction op
@@ -117,6 +155,7 @@ void BM_TapeChain_RawLoop(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(BM_AffineChain_FwdBwd)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TapeChain_FwdBwd)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TapeChain_FwdRecord)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TapeChain_FwdNoGrad)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);

@@ -121,7 +121,7 @@ LinearProblem check_linear_problem(const Tensor& A, const Tensor& B, bool rights
 Tensor rhs_buffer(const Tensor& B, const LinearProblem& p) {
   Tensor out = expand(B.detach(), with_matrix(p.plan.batch, p.b.rows, p.b.cols));
   // expand returns its input when no broadcasting is needed: the kernels must not write into B.
-  return out.impl()->storage != B.impl()->storage ? out : out.clone();
+  return out.data().data() != B.data().data() ? out : out.clone();
 }
 
 void run_in_place(Tensor& out, const LinearProblem& p,
