@@ -105,9 +105,11 @@ Tensor fused_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, 
   Tensor out = Tensor::empty(batch.shape);
   auto cache = std::make_shared<const FactorCache>(mvn_forward(
       batch, loc.data().data(), factor.data().data(), x.data().data(), precision, out.mutable_data().data()));
-  return record("mvn_log_prob", {loc, factor, x}, out,
+  auto composed = [loc, factor, x, precision](const Tensor& g, Needs) -> Grads {
+    return closed_form_gradients(loc, factor, x, precision, g);
+  };
+  return record("mvn_log_prob", {loc, factor, x}, out, composed,
                 [loc, factor, x, precision, batch, cache](const Tensor& g, Needs needs) -> Grads {
-    if (grad_enabled()) return closed_form_gradients(loc, factor, x, precision, g);
     Tensor gl = needs[0] ? Tensor::zeros(loc.shape()) : Tensor();
     Tensor gf = needs[1] ? Tensor::zeros(factor.shape()) : Tensor();
     Tensor gx = needs[2] ? Tensor::zeros(x.shape()) : Tensor();

@@ -61,11 +61,10 @@ Tensor potrf_backward_raw(const Tensor& L, const Tensor& G, bool lower) {
 }
 
 Tensor record_potrf(const char* op, const Tensor& A, const Tensor& L, bool lower) {
-  return record(op, {A}, L, [L, lower](const Tensor& G, Needs) {
-    if (!grad_enabled())
-      return Grads{potrf_backward_raw(L, G, lower)};
-    return Grads{potrf_backward(L, G, lower)};
-  });
+  return record(
+      op, {A}, L,
+      [L, lower](const Tensor& G, Needs) { return Grads{potrf_backward(L, G, lower)}; },
+      [L, lower](const Tensor& G, Needs) { return Grads{potrf_backward_raw(L, G, lower)}; });
 }
 
 }  // namespace
