@@ -86,6 +86,28 @@ void BM_AffineChain_FwdBwd(benchmark::State& state) {
   per_op(state);
 }
 
+// One MVN NLL call, N = 1, d = 3, forward + backward: the per-call engine overhead that a
+// small-batch training step pays (state.range(0): 0 scale_tril, 1 covariance).
+void BM_MvnCall_N1(benchmark::State& state) {
+  const bool covariance = state.range(0) == 1;
+  Tensor loc = Tensor::from({1, 3}, {0.1, -0.2, 0.3}).requires_grad(true);
+  const Tensor L = Tensor::from({1, 3, 3}, {1.0, 0, 0, 0.2, 0.9, 0, -0.1, 0.3, 1.1});
+  Tensor matrix = (covariance ? cholla::linalg::syrk(L) : L).detach().requires_grad(true);
+  const Tensor y = Tensor::from({1, 3}, {0.5, 0.1, -0.4});
+  const uint64_t start = cholla::bench::allocations();
+  for (auto _ : state) {
+    auto mvn = covariance ? cholla::dist::MultivariateNormal::from_covariance(loc, matrix)
+                          : cholla::dist::MultivariateNormal::from_scale_tril(loc, matrix);
+    Tensor loss = -mean(mvn.log_prob(y));
+    loss.backward();
+    loc.zero_grad();
+    matrix.zero_grad();
+    benchmark::DoNotOptimize(loss.data().data());
+  }
+  state.counters["allocs/call"] = static_cast<double>(cholla::bench::allocations() - start) /
+                                  static_cast<double>(state.iterations());
+}
+
 void BM_TapeChain_FwdBwd(benchmark::State& state) {
   Tensor x = leaf(state.range(0));
   const Tensor seed = Tensor::ones({state.range(0)});
@@ -156,6 +178,7 @@ void BM_TapeChain_RawLoop(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_AffineChain_FwdBwd)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MvnCall_N1)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TapeChain_FwdBwd)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TapeChain_FwdRecord)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TapeChain_FwdNoGrad)->Arg(1)->Arg(1000)->Unit(benchmark::kMillisecond);
