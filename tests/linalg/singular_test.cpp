@@ -99,7 +99,7 @@ TEST_CASE("det: the singular route against the closed form U diag(prod_{j != i} 
       for (size_t j = 0; j < 4; ++j)
         if (i != j) p[i] *= s[j];
     Tensor expected = gemm2(gemm2(Q1, makediag(Tensor::from({4}, p))), Q2, {.transpose_b = true});
-    test::check_close(detail::cofactor(A), expected, 1e-13);
+    test::check_close(linalg::detail::cofactor(A), expected, 1e-13);
     test::check_close(det_grad(A), expected, 1e-13);
   }
 }
