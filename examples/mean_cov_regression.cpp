@@ -17,52 +17,18 @@
 #include <cholla.hpp>
 
 #include "common/cli.hpp"
+#include "common/mean_cov_model.hpp"
 #include "common/plot.hpp"
 #include "common/training.hpp"
 
 using namespace cholla;
+using examples::generate;
+using examples::kIn;
+using examples::kOut;
+using examples::Model;
+using examples::Table;
 
 namespace {
-
-constexpr int64_t kIn = 6, kOut = 5;
-
-struct Table {
-  Tensor X, Y;
-  Tensor true_mean, true_cov;  // only for generated data
-};
-
-Table generate(int64_t rows, Rng& rng) {
-  Tensor X = Tensor::uniform({rows, kIn}, -1.0, 1.0, rng);
-  std::vector<double> mean, cov;
-  for (int64_t r = 0; r < rows; ++r) {
-    double sd[kOut];
-    for (int64_t j = 0; j < kOut; ++j) {
-      mean.push_back(std::sin(2.0 * X.at({r, j})) + 0.5 * X.at({r, j + 1}));
-      sd[j] = 0.3 * std::exp(0.8 * X.at({r, 5}) + 0.3 * X.at({r, j}));
-    }
-    for (int64_t i = 0; i < kOut; ++i)
-      for (int64_t j = 0; j < kOut; ++j) cov.push_back(sd[i] * sd[j] * std::pow(0.6, std::abs(static_cast<double>(i - j))));
-  }
-  Table t;
-  t.X = X;
-  t.true_mean = Tensor::from({rows, kOut}, mean);
-  t.true_cov = Tensor::from({rows, kOut, kOut}, cov);
-  t.Y = dist::MultivariateNormal::from_covariance(t.true_mean, t.true_cov).sample(rng, 1);
-  t.Y = reshape(t.Y, {rows, kOut});
-  return t;
-}
-
-struct Model : nn::Module {
-  nn::Linear dense1, dense2;
-  nn::MultivariateNormalHead head;
-  Model(int64_t in, int64_t out, Rng& rng)
-      : dense1(in, 24, rng), dense2(24, 12, rng), head(12, out, rng) {
-    register_module("dense1", dense1);
-    register_module("dense2", dense2);
-    register_module("head", head);
-  }
-  dist::MultivariateNormal forward(const Tensor& x) { return head(relu(dense2(relu(dense1(x))))); }
-};
 
 void print_matrix_row(const char* label, const Tensor& v) {
   fmt::print("  {:<10}", label);

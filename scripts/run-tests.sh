@@ -19,7 +19,7 @@ for dir in "$@"; do
   rm -f "$log"
 done
 # An outside program: install the release build and compile the README example with pkg-config.
-echo "== install + pkg-config build of the README example ($1)"
+echo "== install; the README example built with pkg-config and with CMake ($1)"
 if scripts/check-install.sh "$1"; then passed=$((passed + 1)); else echo "install check FAILED"; failed=$((failed + 1)); fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
