@@ -131,37 +131,31 @@ int64_t allreduce_values(std::span<double> values, const AllreduceOptions& optio
 
 int64_t allreduce_gradients(const std::vector<Tensor>& params, const AllreduceOptions& options) {
   constexpr const char* op = "distributed::allreduce_gradients";
-  MPI_Comm comm = detail::communicator(op);
-  agree(params, comm, op);
-  std::vector<int64_t> has_grad(params.size());
-  for (size_t i = 0; i < params.size(); ++i) has_grad[i] = params[i].grad().defined() ? 1 : 0;
-  if (!has_grad.empty())
-    detail::check(MPI_Allreduce(MPI_IN_PLACE, has_grad.data(), static_cast<int>(has_grad.size()),
-                                MPI_INT64_T, MPI_MAX, comm),
-                  "MPI_Allreduce", op);
-
-  // The gradients that take part, as one flat stream of doubles (zeros where a rank has none).
-  std::vector<Tensor> grads;
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!has_grad[i]) continue;
-    Tensor g = params[i].grad();
-    if (!g.defined()) g = Tensor::zeros(params[i].shape());
-    else g = g.clone();  // never write into a gradient tensor an op may share
-    grads.push_back(g);
+  agree(params, detail::communicator(op), op);
+  // One flat stream: every parameter's gradient (zeros where this rank has none), then one
+  // flag per parameter saying whether this rank had one; a flag still zero after the sum
+  // means no rank had a gradient for that parameter.
+  std::vector<double> flat;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (g.defined()) flat.insert(flat.end(), g.data().begin(), g.data().end());
+    else flat.resize(flat.size() + static_cast<size_t>(p.numel()), 0.0);
   }
-  std::vector<double> flat = flatten(grads);
+  const size_t flags = flat.size();
+  for (const Tensor& p : params) flat.push_back(p.grad().defined() ? 1.0 : 0.0);
 
   const int64_t calls = allreduce_values(flat, options);
 
-  int64_t at = 0;
-  size_t k = 0;
+  auto at = flat.begin();
   for (size_t i = 0; i < params.size(); ++i) {
-    if (!has_grad[i]) continue;
-    Tensor g = grads[k++];
-    std::copy_n(flat.begin() + at, g.numel(), g.mutable_data().begin());
-    at += g.numel();
-    Tensor param = params[i];
-    param.set_grad(g);
+    Tensor param = params[i];  // a handle: set_grad reaches the caller's parameter
+    const int64_t n = param.numel();
+    if (flat[flags + i] > 0) {
+      Tensor g = Tensor::empty(param.shape());  // new storage: never write into a shared gradient
+      std::copy_n(at, n, g.mutable_data().begin());
+      param.set_grad(g);
+    }
+    at += n;
   }
   return calls;
 }

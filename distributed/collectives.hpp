@@ -50,7 +50,7 @@ struct AllreduceOptions {
 // ends with the same .grad(). A parameter without a gradient on some ranks counts as zero
 // there; one without a gradient on every rank keeps none (the optimiser skips it, as it
 // would in one process). Returns the number of reducing MPI calls made (the buckets), not
-// counting two small calls that check the ranks' lists and which parameters have gradients.
+// counting one small call that checks that the ranks passed lists of the same shapes.
 int64_t allreduce_gradients(const std::vector<Tensor>& params, const AllreduceOptions& options = {});
 
 // The same reduction for plain numbers (losses, counts, metrics), in place; the values must

@@ -93,11 +93,12 @@ TEST_CASE("allreduce_gradients sums or averages every parameter's gradient over 
 }
 
 TEST_CASE("gradients travel in buckets: few large calls, not one per parameter") {
-  std::vector<Tensor> params = {param({2, 3}), param({1}), param({4})};  // 11 values
+  // 11 gradient values and one has-a-gradient flag per parameter: a stream of 14 doubles.
+  std::vector<Tensor> params = {param({2, 3}), param({1}), param({4})};
   for (auto& t : params) t.set_grad(Tensor::ones(t.shape()));
   CHECK(dd::allreduce_gradients(params) == 1);                                        // 1 MB
-  CHECK(dd::allreduce_gradients(params, {.bucket_bytes = 4 * sizeof(double)}) == 3);  // 4+4+3
-  CHECK(dd::allreduce_gradients(params, {.bucket_bytes = 1}) == 11);                  // >= 1 value
+  CHECK(dd::allreduce_gradients(params, {.bucket_bytes = 4 * sizeof(double)}) == 4);  // 4+4+4+2
+  CHECK(dd::allreduce_gradients(params, {.bucket_bytes = 1}) == 14);                  // >= 1 value
   for (const auto& t : params) CHECK(t.grad().to_vector() == std::vector<double>(t.numel(), 1.0));
 }
 
