@@ -9,6 +9,7 @@
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
 #include "distributions/factorise.hpp"
+#include "distributions/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist {
@@ -26,14 +27,22 @@ double smallest_pivot(const Tensor& L, const Tensor& mask) {
   return smallest;
 }
 
-// "matrix b of batch shape [..]": the policy-aware advice is the same for every failure.
-std::string advice(const char* arg) {
-  return fmt::format("Parameterise by a Cholesky factor instead (MultivariateNormal::"
-                     "from_scale_tril with transforms::fill_scale_tril keeps it valid by "
-                     "construction), or pass {{.on_failure = Jitter{{}}}} or Mask{{}} to keep "
-                     "training (a {} estimated from data is singular when a feature is "
-                     "constant or features are collinear: add shrinkage).",
-                     arg);
+// What to do instead. A Jitter that gave up is not advised again: the remedies are a larger or
+// relative jitter, masking, or a factor parameterisation.
+std::string advice(const char* arg, const FailurePolicy& policy) {
+  const std::string factor =
+      "Parameterise by a Cholesky factor instead (MultivariateNormal::from_scale_tril with "
+      "transforms::fill_scale_tril keeps it valid by construction)";
+  const std::string data = fmt::format(
+      "(a {} estimated from data is singular when a feature is constant or features are collinear: "
+      "add shrinkage)",
+      arg);
+  if (std::holds_alternative<Jitter>(policy))
+    return fmt::format("{}, raise Jitter's start or max_tries (or set .relative = true for a matrix "
+                       "with large entries), or pass {{.on_failure = Mask{{}}}} to skip such elements "
+                       "{}.",
+                       factor, data);
+  return fmt::format("{}, or pass {{.on_failure = Jitter{{}}}} or Mask{{}} to keep training {}.", factor, data);
 }
 
 // batch + [1, 1]: a per-element scalar broadcast over each matrix.
@@ -103,8 +112,9 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
     } catch (const NotPositiveDefinite& e) {
       throw NotPositiveDefinite(
           who,
-          fmt::format("{} ({}) is not positive definite (leading minor of order {}). {}", arg,
-                      describe_batch_element(e.flat_batch_index(), batch), e.minor_order(), advice(arg)),
+          fmt::format("{} is not positive definite{} (leading minor of order {}). {}", arg,
+                      validation::in_batch_element(e.flat_batch_index(), batch), e.minor_order(),
+                      advice(arg, policy)),
           arg, {A.shape()}, e.batch_index(), e.flat_batch_index(), e.minor_order());
     }
     f.report.min_pivot = smallest_pivot(f.factor, f.report.mask);
@@ -150,10 +160,11 @@ Factorisation factorise(const Tensor& A, const FailurePolicy& policy, const char
       const int64_t b = pending[0];
       throw NotPositiveDefinite(
           who,
-          fmt::format("{} ({}) is not positive definite even after {} jitter attempts (last "
+          fmt::format("{} is not positive definite{} even after {} jitter attempts (last "
                       "jitter {:.3g}). It may be far from positive definite or contain huge "
                       "values. {}",
-                      arg, describe_batch_element(b, batch), j.max_tries, amount[static_cast<size_t>(b)], advice(arg)),
+                      arg, validation::in_batch_element(b, batch), j.max_tries, amount[static_cast<size_t>(b)],
+                      advice(arg, policy)),
           arg, {A.shape()}, unravel_index(b, batch), b, 0);
     }
     for (int64_t b : f.report.failed) f.report.jitter.push_back(amount[static_cast<size_t>(b)]);

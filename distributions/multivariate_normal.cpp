@@ -66,24 +66,27 @@ MultivariateNormal MultivariateNormal::from_precision(Tensor loc, Tensor P, cons
   return {from_symmetric(std::move(loc), std::move(P), o, "MultivariateNormal::from_precision", "precision"), true};
 }
 
+// The factor as every op other than the fused log-density sees it: its strict upper triangle
+// (zero in a valid factor) is dropped, so the gradient w.r.t. a scale_tril or precision_tril is
+// lower triangular whatever op consumes it (trsm, trmm, syrk and potri give full ones). The
+// fused op already returns a lower-triangular gradient and skips this copy.
+Tensor MultivariateNormal::lower_factor() const { return linalg::tril(factor_); }
+
 Tensor MultivariateNormal::log_prob(const Tensor& x) const {
   validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
   Tensor lp = dim_ <= detail::kMaxFusedDim
                   ? detail::fused_log_prob(loc_, factor_, x, precision_factor_)
-                  : detail::composed_log_prob(loc_, factor_, x, precision_factor_);
+                  : detail::composed_log_prob(loc_, lower_factor(), x, precision_factor_);
   if (report_.ok()) return lp;
   // Masked elements: log_prob 0 and no gradient.
   return where(report_.mask, lp, Tensor::zeros({}));
 }
 
 Tensor MultivariateNormal::rsample(Rng& rng, int64_t n) const {
-  Shape s{n};
-  s.insert(s.end(), batch_.begin(), batch_.end());
-  s.push_back(dim_);
-  Tensor eps = Tensor::randn(s, rng);
+  Tensor eps = Tensor::randn(validation::sample_shape(n, batch_, {dim_}, "MultivariateNormal::rsample"), rng);
   // Rows: x^T = loc^T + eps^T L^T, or with the precision factor x^T = loc^T + eps^T M^{-1}.
-  Tensor noise = precision_factor_ ? detail::solve_factor(factor_, eps, false)
-                                   : detail::times_factor(factor_, eps, true);
+  Tensor F = lower_factor();
+  Tensor noise = precision_factor_ ? detail::solve_factor(F, eps, false) : detail::times_factor(F, eps, true);
   return loc_ + noise;
 }
 
@@ -106,15 +109,15 @@ Tensor MultivariateNormal::mean() const {
 }
 
 Tensor MultivariateNormal::covariance() const {
-  return precision_factor_ ? linalg::potri(factor_) : linalg::syrk(factor_);
+  return precision_factor_ ? linalg::potri(lower_factor()) : linalg::syrk(lower_factor());
 }
 
 Tensor MultivariateNormal::precision() const {
-  return precision_factor_ ? linalg::syrk(factor_) : linalg::potri(factor_);
+  return precision_factor_ ? linalg::syrk(lower_factor()) : linalg::potri(lower_factor());
 }
 
 Tensor MultivariateNormal::scale_tril() const {
-  return precision_factor_ ? linalg::potrf(linalg::potri(factor_)) : factor_;
+  return precision_factor_ ? linalg::potrf(linalg::potri(lower_factor())) : lower_factor();
 }
 
 Tensor kl_divergence(const MultivariateNormal& p, const MultivariateNormal& q) {

@@ -67,6 +67,7 @@ class MultivariateNormal {
 
  private:
   MultivariateNormal(Parts parts, bool precision_factor);
+  Tensor lower_factor() const;
 
   Tensor loc_;
   Tensor factor_;              // scale_tril L (Sigma = L L^T) or precision_tril M (P = M M^T)

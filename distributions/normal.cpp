@@ -7,6 +7,7 @@
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
 #include "distributions/constants.hpp"
+#include "distributions/validation.hpp"
 
 namespace cholla::dist {
 namespace {
@@ -27,12 +28,6 @@ void check_values(const Tensor& t, const char* arg, bool positive) {
   }
 }
 
-Shape with_leading(int64_t n, const Shape& s) {
-  Shape out{n};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
-
 }  // namespace
 
 Normal::Normal(Tensor loc, Tensor scale, bool validate)
@@ -50,7 +45,7 @@ Tensor Normal::log_prob(const Tensor& x) const {
 }
 
 Tensor Normal::rsample(Rng& rng, int64_t n) const {
-  return loc_ + scale_ * Tensor::randn(with_leading(n, batch_), rng);
+  return loc_ + scale_ * Tensor::randn(validation::sample_shape(n, batch_, {}, "Normal::rsample"), rng);
 }
 
 Tensor Normal::sample(Rng& rng, int64_t n) const {

@@ -45,10 +45,26 @@ void check_packed(const Tensor& v, const char* op) {
   dim_from_triangular(v.size(-1), op);
 }
 
+// d(d+1)/2 [+ d], a ShapeError from `op` when d < 0 or the count overflows int64.
+int64_t checked_size(int64_t d, bool with_mean, const char* op) {
+  if (d < 0) throw ShapeError(op, fmt::format("d must be >= 0, got {}.", d), "d", {{d}});
+  // One factor halved first (d / 2 + 1 = (d + 1) / 2 for odd d), so the product overflows only
+  // when the result does.
+  const int64_t a = d % 2 == 0 ? d / 2 : d, b = d % 2 == 0 ? d + 1 : d / 2 + 1;
+  int64_t total = 0;
+  if (__builtin_mul_overflow(a, b, &total) || (with_mean && __builtin_add_overflow(total, d, &total)))
+    throw ShapeError(op,
+                     fmt::format("a {0}-dimensional Gaussian needs {1}d(d+1)/2 parameters for d = {0}, "
+                                 "more than int64 can count.",
+                                 d, with_mean ? "d + " : ""),
+                     "d", {{d, d}});
+  return total;
+}
+
 }  // namespace
 
-int64_t params_size(int64_t d) { return d + triangular_size(d); }
-int64_t triangular_size(int64_t d) { return d * (d + 1) / 2; }
+int64_t params_size(int64_t d) { return checked_size(d, true, "params_size"); }
+int64_t triangular_size(int64_t d) { return checked_size(d, false, "triangular_size"); }
 
 int64_t dim_from_triangular(int64_t n, const char* op) {
   const auto d = static_cast<int64_t>(std::llround((std::sqrt(8.0 * static_cast<double>(n) + 1.0) - 1.0) / 2.0));

@@ -31,6 +31,10 @@ Shape drop_last(const Shape& s, size_t n) { return Shape(s.begin(), s.end() - st
 
 }  // namespace
 
+std::string in_batch_element(int64_t flat, const Shape& batch) {
+  return batch.empty() ? std::string() : " in " + describe_batch_element(flat, batch);
+}
+
 void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
   if (!loc.defined() || loc.dim() < 1)
     throw ShapeError(who, "loc must have shape [..., d].", "loc");
@@ -39,6 +43,11 @@ void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, 
                                       matrix.defined() ? format_shape(matrix.shape()) : "undefined"),
                      arg, {matrix.defined() ? matrix.shape() : Shape{}});
   const int64_t d = matrix.size(-1);
+  if (d < 1)
+    throw ShapeError(who, fmt::format("{} has shape {}: the event dimension d must be at least 1 (a "
+                                      "0-dimensional Gaussian has no density).",
+                                      arg, format_shape(matrix.shape())),
+                     arg, {matrix.shape()});
   if (loc.size(-1) != d)
     throw ShapeError(who, fmt::format("loc has shape {} but {} has shape {}: the last dimension of "
                                       "loc must be d = {}.",
@@ -74,10 +83,11 @@ void check_lower_positive_diagonal(const Tensor& L, const char* who, const char*
         const double v = p[b * d * d + i * d + j];
         if (j == i ? v > 0.0 : v == 0.0) continue;
         throw DomainError(who,
-                          fmt::format("{} {} has {} at ({}, {}); it must be lower triangular with a "
+                          fmt::format("{} has {} at ({}, {}){}{}; it must be lower triangular with a "
                                       "positive diagonal. Build it with transforms::fill_scale_tril, "
                                       "or pass {{.validate = false}} to skip this check.",
-                                      arg, describe_batch_element(b, batch), v, i, j),
+                                      arg, v, i, j, j == i ? ", on the diagonal" : ", above the diagonal",
+                                      in_batch_element(b, batch)),
                           arg, {L.shape()}, unravel_index(b, batch));
       }
 }
@@ -95,10 +105,10 @@ void check_symmetric(const Tensor& A, double rtol, double atol, const char* who,
     const double tolerance = atol + rtol * largest;
     if (worst > tolerance)
       throw DomainError(who,
-                        fmt::format("{} {} is not symmetric: max |A - A^T| = {:.3g} exceeds the "
+                        fmt::format("{} is not symmetric{}: max |A - A^T| = {:.3g} exceeds the "
                                     "tolerance {:.3g}. Symmetrise it (0.5 (A + A^T)) or build it as "
                                     "L L^T.",
-                                    arg, describe_batch_element(b, batch), worst, tolerance),
+                                    arg, in_batch_element(b, batch), worst, tolerance),
                         arg, {A.shape()}, unravel_index(b, batch));
   }
 }
@@ -109,6 +119,22 @@ void check_sample(const Tensor& x, int64_t d, const char* who) {
                                       x.defined() ? format_shape(x.shape()) : "undefined"),
                      "x", {x.defined() ? x.shape() : Shape{}});
   check_finite(x, d, drop_last(x.shape(), 1), who, "x");
+}
+
+Shape sample_shape(int64_t n, const Shape& batch, const Shape& event, const char* who) {
+  Shape s{n};
+  s.insert(s.end(), batch.begin(), batch.end());
+  s.insert(s.end(), event.begin(), event.end());
+  if (n < 0)
+    throw ShapeError(who, fmt::format("the number of samples must be >= 0, got {}.", n), "n", {s});
+  int64_t total = 1;
+  for (int64_t k : s)
+    if (__builtin_mul_overflow(total, k, &total))
+      throw ShapeError(who, fmt::format("{} samples make a tensor of shape {}, whose number of elements "
+                                        "overflows int64. Draw fewer samples at a time.",
+                                        n, format_shape(s)),
+                       "n", {s});
+  return s;
 }
 
 }  // namespace cholla::dist::validation

@@ -10,16 +10,25 @@ namespace cholla::nn {
 
 namespace tf = dist::transforms;
 
+namespace {
+
+// The width of the projection, checked before the Linear layer is built from it.
+int64_t head_outputs(int64_t d) {
+  if (d < 1) throw ShapeError("MultivariateNormalHead", fmt::format("d must be >= 1, got {}.", d), "d", {{d}});
+  return tf::params_size(d);
+}
+
+}  // namespace
+
 MultivariateNormalHead::MultivariateNormalHead(int64_t in_features, int64_t d,
                                                const MultivariateNormalHeadOptions& options)
     : MultivariateNormalHead(in_features, d, init_rng(), options) {}
 
 MultivariateNormalHead::MultivariateNormalHead(int64_t in_features, int64_t d, Rng& rng,
                                                const MultivariateNormalHeadOptions& options)
-    : proj(in_features, tf::params_size(d), rng, {.bias = true, .init = options.init}),
+    : proj(in_features, head_outputs(d), rng, {.bias = true, .init = options.init}),
       d_(d),
       options_(options) {
-  if (d < 1) throw ShapeError("MultivariateNormalHead", fmt::format("d must be >= 1, got {}.", d), "d");
   if (!(options.init_scale > options.shift))
     throw DomainError("MultivariateNormalHead",
                       fmt::format("init_scale {} must exceed shift {}.", options.init_scale, options.shift),

@@ -1,5 +1,6 @@
 // MultivariateNormalHead: a valid distribution for any input, the documented layout, gradients.
 #include <cmath>
+#include <functional>
 
 #include "../linalg/linalg_helpers.hpp"
 
@@ -65,4 +66,45 @@ TEST_CASE("MultivariateNormalHead: log_prob gradchecks w.r.t. inputs and paramet
   Tensor W = head.proj.weight.detach().requires_grad(true);
   auto g2 = grad({-sum(f({x, W}))}, {W});
   test::check_close(g[0], g2[0], 1e-12);
+}
+
+TEST_CASE("MultivariateNormalHead: every method's gradient reaches the parameters correctly") {
+  // Central differences on the bias (all params_size(d) entries) against the tape, for each use
+  // of the factor: the packed parameterisation must receive only the lower triangle's gradient.
+  Rng rng(15);
+  nn::MultivariateNormalHead head(2, 3, rng);
+  Tensor x = test::uniform({4, 2}, -1, 1, 16);
+  auto other = dist::MultivariateNormal::from_covariance(Tensor::from({3}, {0.2, -0.1, 0.4}), test::spd({}, 3, 17));
+  const std::vector<std::function<Tensor(const dist::MultivariateNormal&)>> uses = {
+      [](const dist::MultivariateNormal& m) { return sum(m.log_prob(Tensor::from({3}, {0.3, 0.1, -0.2}))); },
+      [](const dist::MultivariateNormal& m) { Rng r(2); return sum(square(m.rsample(r, 3))); },
+      [](const dist::MultivariateNormal& m) { return sum(m.entropy()); },
+      [](const dist::MultivariateNormal& m) { return sum(m.covariance() * test::uniform({4, 3, 3}, 0.5, 1.5, 18)); },
+      [](const dist::MultivariateNormal& m) { return sum(m.precision() * test::uniform({4, 3, 3}, 0.5, 1.5, 19)); },
+      [](const dist::MultivariateNormal& m) { return sum(m.scale_tril() * test::uniform({4, 3, 3}, 0.5, 1.5, 20)); },
+      [&](const dist::MultivariateNormal& m) { return sum(dist::kl_divergence(m, other)); },
+      [&](const dist::MultivariateNormal& m) { return sum(dist::kl_divergence(other, m)); },
+  };
+  for (size_t u = 0; u < uses.size(); ++u) {
+    CAPTURE(u);
+    auto g = grad({uses[u](head(x))}, {head.proj.bias});
+    const double eps = 1e-6;
+    for (size_t i = 0; i < static_cast<size_t>(tf::params_size(3)); ++i) {
+      double* b = head.proj.bias.mutable_data().data();
+      const double keep = b[i];
+      double value[2];
+      for (int s = 0; s < 2; ++s) {
+        b[i] = keep + (s == 0 ? eps : -eps);
+        NoGrad guard;
+        value[s] = uses[u](head(x)).item();
+      }
+      b[i] = keep;
+      CHECK(g[0].data()[i] == doctest::Approx((value[0] - value[1]) / (2 * eps)).epsilon(1e-6).scale(1.0));
+    }
+  }
+}
+
+TEST_CASE("MultivariateNormalHead: an overflowing or empty d is a ShapeError") {
+  CHECK_THROWS_WITH_AS(nn::MultivariateNormalHead(4, int64_t{1} << 33), doctest::Contains("d = 8589934592"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::MultivariateNormalHead(4, 0), doctest::Contains("d must be >= 1, got 0"), ShapeError);
 }
