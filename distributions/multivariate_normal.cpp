@@ -8,6 +8,7 @@
 #include "autodiff/tape.hpp"
 #include "distributions/constants.hpp"
 #include "distributions/factorise.hpp"
+#include "distributions/gaussian_form.hpp"
 #include "distributions/mvn_kernels.hpp"
 #include "distributions/validation.hpp"
 #include "linalg/linalg.hpp"
@@ -17,16 +18,21 @@ namespace {
 
 Shape batch_of_vector(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 1); }
 Shape batch_of_matrix(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
+Shape with_event(Shape batch, int64_t d) {
+  batch.push_back(d);
+  return batch;
+}
 
 }  // namespace
 
-MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor)
+MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor, bool diagonal)
     : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
-      report_(std::move(parts.report)) {
+      diagonal_(diagonal), report_(std::move(parts.report)) {
   dim_ = factor_.size(-1);
-  batch_ = broadcast_shapes(batch_of_vector(loc_), batch_of_matrix(factor_), "MultivariateNormal");
+  const Shape factor_batch = diagonal_ ? batch_of_vector(factor_) : batch_of_matrix(factor_);
+  batch_ = broadcast_shapes(batch_of_vector(loc_), factor_batch, "MultivariateNormal");
   if (!report_.mask.defined()) {
-    report_.batch_shape = batch_of_matrix(factor_);
+    report_.batch_shape = factor_batch;
     report_.mask = Tensor::ones(report_.batch_shape);
   }
 }
@@ -58,6 +64,13 @@ MultivariateNormal MultivariateNormal::from_precision_tril(Tensor loc, Tensor M,
   return {from_factor(std::move(loc), std::move(M), o, "MultivariateNormal::from_precision_tril", "precision_tril"), true};
 }
 
+MultivariateNormal MultivariateNormal::from_scale_diag(Tensor loc, Tensor s, const MvnOptions& o) {
+  const char* who = "MultivariateNormal::from_scale_diag";
+  validation::check_vector_parameters(loc, s, who, "scale_diag");
+  if (o.validate) validation::check_positive(s, who, "scale_diag");
+  return {Parts{std::move(loc), std::move(s), {}}, false, true};
+}
+
 MultivariateNormal MultivariateNormal::from_covariance(Tensor loc, Tensor S, const MvnOptions& o) {
   return {from_symmetric(std::move(loc), std::move(S), o, "MultivariateNormal::from_covariance", "covariance"), false};
 }
@@ -72,8 +85,19 @@ MultivariateNormal MultivariateNormal::from_precision(Tensor loc, Tensor P, cons
 // fused op already returns a lower-triangular gradient and skips this copy.
 Tensor MultivariateNormal::lower_factor() const { return linalg::tril(factor_); }
 
+detail::GaussianForm MultivariateNormal::form() const {
+  using Kind = detail::GaussianForm::Kind;
+  detail::GaussianForm f;
+  f.kind = diagonal_ ? Kind::ScaleDiag : precision_factor_ ? Kind::PrecisionTril : Kind::ScaleTril;
+  f.loc = loc_;
+  f.factor = diagonal_ ? factor_ : lower_factor();
+  f.dim = dim_;
+  return f;
+}
+
 Tensor MultivariateNormal::log_prob(const Tensor& x) const {
   validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
+  if (diagonal_) return detail::log_density(form(), x);
   Tensor lp = dim_ <= detail::kMaxFusedDim
                   ? detail::fused_log_prob(loc_, factor_, x, precision_factor_)
                   : detail::composed_log_prob(loc_, lower_factor(), x, precision_factor_);
@@ -82,55 +106,55 @@ Tensor MultivariateNormal::log_prob(const Tensor& x) const {
   return where(report_.mask, lp, Tensor::zeros({}));
 }
 
-Tensor MultivariateNormal::rsample(Rng& rng, int64_t n) const {
-  Tensor eps = Tensor::randn(validation::sample_shape(n, batch_, {dim_}, "MultivariateNormal::rsample"), rng);
+Tensor MultivariateNormal::rsample(Rng& rng, const Shape& sample_shape) const {
+  Tensor eps = Tensor::randn(validation::sample_shape(sample_shape, batch_, {dim_}, "MultivariateNormal::rsample"), rng);
+  if (diagonal_) return loc_ + factor_ * eps;
   // Rows: x^T = loc^T + eps^T L^T, or with the precision factor x^T = loc^T + eps^T M^{-1}.
   Tensor F = lower_factor();
   Tensor noise = precision_factor_ ? detail::solve_factor(F, eps, false) : detail::times_factor(F, eps, true);
   return loc_ + noise;
 }
 
-Tensor MultivariateNormal::sample(Rng& rng, int64_t n) const {
+Tensor MultivariateNormal::rsample(Rng& rng, int64_t n) const { return rsample(rng, Shape{n}); }
+
+Tensor MultivariateNormal::sample(Rng& rng, const Shape& sample_shape) const {
   NoGrad guard;
-  return rsample(rng, n).detach();
+  return rsample(rng, sample_shape).detach();
 }
 
-Tensor MultivariateNormal::entropy() const {
-  Tensor half_logdet = linalg::sumlogdiag(factor_);
-  if (precision_factor_) half_logdet = -half_logdet;
-  const double constant = static_cast<double>(dim_) * (0.5 + detail::kHalfLog2Pi);
-  return expand(half_logdet + constant, batch_);
+Tensor MultivariateNormal::sample(Rng& rng, int64_t n) const { return sample(rng, Shape{n}); }
+
+Tensor MultivariateNormal::entropy() const { return expand(detail::entropy(form()), batch_); }
+
+Tensor MultivariateNormal::mean() const { return expand(loc_, with_event(batch_, dim_)); }
+
+Tensor MultivariateNormal::variance() const {
+  // Sigma_ii: |row i of L|^2, s_i^2, or the diagonal of (M M^T)^{-1}.
+  Tensor v = diagonal_ ? square(factor_)
+             : precision_factor_ ? linalg::extractdiag(linalg::potri(lower_factor()))
+                                 : sum(square(lower_factor()), {-1});
+  return expand(v, with_event(batch_, dim_));
 }
 
-Tensor MultivariateNormal::mean() const {
-  Shape s = batch_;
-  s.push_back(dim_);
-  return expand(loc_, s);
-}
+Tensor MultivariateNormal::stddev() const { return sqrt(variance()); }
 
 Tensor MultivariateNormal::covariance() const {
+  if (diagonal_) return linalg::makediag(square(factor_));
   return precision_factor_ ? linalg::potri(lower_factor()) : linalg::syrk(lower_factor());
 }
 
 Tensor MultivariateNormal::precision() const {
+  if (diagonal_) return linalg::makediag(1.0 / square(factor_));
   return precision_factor_ ? linalg::syrk(lower_factor()) : linalg::potri(lower_factor());
 }
 
 Tensor MultivariateNormal::scale_tril() const {
+  if (diagonal_) return linalg::makediag(factor_);
   return precision_factor_ ? linalg::potrf(linalg::potri(lower_factor())) : lower_factor();
 }
 
 Tensor kl_divergence(const MultivariateNormal& p, const MultivariateNormal& q) {
-  if (p.dim() != q.dim())
-    throw ShapeError("kl_divergence", fmt::format("p has dimension {} but q has dimension {}.", p.dim(), q.dim()));
-  Tensor Lp = p.scale_tril(), Lq = q.scale_tril();
-  // tr(Sq^{-1} Sp) = |Lq^{-1} Lp|_F^2;  Mahalanobis term through one solve with Lq.
-  Tensor trace = sum(square(linalg::trsm(Lq, Lp)), {-2, -1});
-  Tensor diff = q.loc() - p.loc();
-  Tensor z = detail::solve_factor(Lq, diff, true);
-  Tensor maha = sum(square(z), {-1});
-  Tensor logdet_ratio = 2.0 * (linalg::sumlogdiag(Lq) - linalg::sumlogdiag(Lp));
-  return 0.5 * (trace + maha - static_cast<double>(p.dim()) + logdet_ratio);
+  return detail::kl_divergence(p.form(), q.form(), p.batch_shape(), q.batch_shape());
 }
 
 }  // namespace cholla::dist

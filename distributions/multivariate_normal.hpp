@@ -5,6 +5,7 @@
 //   from_covariance(loc, S)       Sigma = S, factorised once with potrf
 //   from_precision(loc, P)        Sigma = P^{-1}, factorised once (P = M M^T), never inverted
 //   from_precision_tril(loc, M)   Sigma = (M M^T)^{-1}, M used without inversion
+//   from_scale_diag(loc, s)       Sigma = diag(s^2), s > 0 [..., d]: every method O(d) per row
 //
 // Shapes: loc [..., d], the matrix [..., d, d]; batch_shape is the broadcast of loc's and the
 // matrix's leading dimensions, event_shape is [d]. log_prob(x) broadcasts x [..., d] against
@@ -16,7 +17,8 @@
 // batched op (forward and first-order backward each one kernel); second order goes through
 // the composed ops.
 //
-// Gradient convention: the gradient w.r.t. a covariance or precision matrix is symmetric.
+// Gradient convention: the gradient w.r.t. a covariance or precision matrix is symmetric; the
+// gradient w.r.t. a scale_tril or precision_tril is lower triangular, whichever method used it.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,10 @@
 #include "distributions/failure_policy.hpp"
 
 namespace cholla::dist {
+
+namespace detail {
+struct GaussianForm;
+}
 
 struct MvnOptions {
   FailurePolicy on_failure = Throw{};  // covariance / precision only
@@ -42,13 +48,18 @@ class MultivariateNormal {
   static MultivariateNormal from_precision(Tensor loc, Tensor precision, const MvnOptions& options = {});
   static MultivariateNormal from_precision_tril(Tensor loc, Tensor precision_tril,
                                                 const MvnOptions& options = {});
+  static MultivariateNormal from_scale_diag(Tensor loc, Tensor scale_diag, const MvnOptions& options = {});
 
   // log density, shape = broadcast of x's batch dims and batch_shape.
   Tensor log_prob(const Tensor& x) const;
   Tensor sample(Rng& rng, int64_t n) const;   // [n, batch..., d], no gradient
   Tensor rsample(Rng& rng, int64_t n) const;  // reparameterised: loc + L eps, differentiable
+  Tensor sample(Rng& rng, const Shape& sample_shape) const;   // [sample..., batch..., d]
+  Tensor rsample(Rng& rng, const Shape& sample_shape) const;
   Tensor entropy() const;                      // batch shape
   Tensor mean() const;                         // [batch..., d]
+  Tensor variance() const;                     // diag(Sigma), [batch..., d]
+  Tensor stddev() const;                       // sqrt(variance())
   Tensor covariance() const;                   // [..., d, d]
   Tensor precision() const;
   Tensor scale_tril() const;
@@ -58,6 +69,8 @@ class MultivariateNormal {
   const Tensor& loc() const { return loc_; }
   // How the covariance/precision factorisation went (always ok() for the triangular forms).
   const FactorReport& report() const { return report_; }
+  // The covariance in its own parameterisation, for KL and mixtures (internal).
+  detail::GaussianForm form() const;
 
   // What a factory hands the constructor (internal).
   struct Parts {
@@ -66,12 +79,14 @@ class MultivariateNormal {
   };
 
  private:
-  MultivariateNormal(Parts parts, bool precision_factor);
+  MultivariateNormal(Parts parts, bool precision_factor, bool diagonal = false);
   Tensor lower_factor() const;
 
   Tensor loc_;
-  Tensor factor_;              // scale_tril L (Sigma = L L^T) or precision_tril M (P = M M^T)
+  // scale_tril L (Sigma = L L^T), precision_tril M (P = M M^T), or the scale diagonal s [..., d]
+  Tensor factor_;
   bool precision_factor_ = false;
+  bool diagonal_ = false;      // factor_ is s: Sigma = diag(s^2)
   FactorReport report_;
   Shape batch_;
   int64_t dim_ = 0;
@@ -79,6 +94,8 @@ class MultivariateNormal {
 
 // KL(p || q) for two MVNs of the same dimension, batch shapes broadcast:
 //   1/2 [ tr(Sq^{-1} Sp) + (mq - mp)^T Sq^{-1} (mq - mp) - d + log det Sq - log det Sp ]
+// computed in each form's own terms (O(d) per element for two diagonal forms). The pairs with
+// a LowRankMultivariateNormal are in low_rank_normal.hpp.
 Tensor kl_divergence(const MultivariateNormal& p, const MultivariateNormal& q);
 
 }  // namespace cholla::dist

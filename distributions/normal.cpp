@@ -45,7 +45,7 @@ Tensor Normal::log_prob(const Tensor& x) const {
 }
 
 Tensor Normal::rsample(Rng& rng, int64_t n) const {
-  return loc_ + scale_ * Tensor::randn(validation::sample_shape(n, batch_, {}, "Normal::rsample"), rng);
+  return loc_ + scale_ * Tensor::randn(validation::sample_shape({n}, batch_, {}, "Normal::rsample"), rng);
 }
 
 Tensor Normal::sample(Rng& rng, int64_t n) const {

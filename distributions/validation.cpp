@@ -35,33 +35,101 @@ std::string in_batch_element(int64_t flat, const Shape& batch) {
   return batch.empty() ? std::string() : " in " + describe_batch_element(flat, batch);
 }
 
-void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
+namespace {
+
+std::string shape_of(const Tensor& t) { return t.defined() ? format_shape(t.shape()) : "undefined"; }
+
+// loc [..., d] against a parameter whose batch is `arg_batch`: the event sizes agree and the
+// batches broadcast.
+void check_loc_against(const Tensor& loc, const Tensor& arg_tensor, const Shape& arg_batch, int64_t d,
+                       const char* who, const char* arg) {
   if (!loc.defined() || loc.dim() < 1)
-    throw ShapeError(who, "loc must have shape [..., d].", "loc");
-  if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
-    throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg,
-                                      matrix.defined() ? format_shape(matrix.shape()) : "undefined"),
-                     arg, {matrix.defined() ? matrix.shape() : Shape{}});
-  const int64_t d = matrix.size(-1);
-  if (d < 1)
-    throw ShapeError(who, fmt::format("{} has shape {}: the event dimension d must be at least 1 (a "
-                                      "0-dimensional Gaussian has no density).",
-                                      arg, format_shape(matrix.shape())),
-                     arg, {matrix.shape()});
+    throw ShapeError(who, fmt::format("loc must have shape [..., d], got {}.", shape_of(loc)), "loc",
+                     {loc.defined() ? loc.shape() : Shape{}});
   if (loc.size(-1) != d)
     throw ShapeError(who, fmt::format("loc has shape {} but {} has shape {}: the last dimension of "
                                       "loc must be d = {}.",
-                                      format_shape(loc.shape()), arg, format_shape(matrix.shape()), d),
-                     "loc", {loc.shape(), matrix.shape()});
+                                      format_shape(loc.shape()), arg, format_shape(arg_tensor.shape()), d),
+                     "loc", {loc.shape(), arg_tensor.shape()});
   try {
-    broadcast_shapes(drop_last(loc.shape(), 1), drop_last(matrix.shape(), 2), who);
+    broadcast_shapes(drop_last(loc.shape(), 1), arg_batch, who);
   } catch (const ShapeError&) {
     throw ShapeError(who, fmt::format("the batch dimensions of loc {} and {} {} do not broadcast.",
-                                      format_shape(loc.shape()), arg, format_shape(matrix.shape())),
-                     "loc", {loc.shape(), matrix.shape()});
+                                      format_shape(loc.shape()), arg, format_shape(arg_tensor.shape())),
+                     "loc", {loc.shape(), arg_tensor.shape()});
   }
+}
+
+void check_event_dim(int64_t d, const Tensor& t, const char* who, const char* arg) {
+  if (d < 1)
+    throw ShapeError(who, fmt::format("{} has shape {}: the event dimension d must be at least 1 (a "
+                                      "0-dimensional Gaussian has no density).",
+                                      arg, format_shape(t.shape())),
+                     arg, {t.shape()});
+}
+
+}  // namespace
+
+void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
+  if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
+    throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg, shape_of(matrix)), arg,
+                     {matrix.defined() ? matrix.shape() : Shape{}});
+  const int64_t d = matrix.size(-1);
+  check_event_dim(d, matrix, who, arg);
+  check_loc_against(loc, matrix, drop_last(matrix.shape(), 2), d, who, arg);
   check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
   check_finite(matrix, d * d, drop_last(matrix.shape(), 2), who, arg);
+}
+
+void check_vector_parameters(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
+  if (!v.defined() || v.dim() < 1)
+    throw ShapeError(who, fmt::format("{} must have shape [..., d], got {}.", arg, shape_of(v)), arg,
+                     {v.defined() ? v.shape() : Shape{}});
+  const int64_t d = v.size(-1);
+  check_event_dim(d, v, who, arg);
+  check_loc_against(loc, v, drop_last(v.shape(), 1), d, who, arg);
+  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
+  check_finite(v, d, drop_last(v.shape(), 1), who, arg);
+}
+
+void check_low_rank(const Tensor& loc, const Tensor& W, const Tensor& D, const char* who) {
+  if (!W.defined() || W.dim() < 2 || W.size(-1) < 1)
+    throw ShapeError(who, fmt::format("cov_factor must have shape [..., d, k] with k >= 1, got {} (without a "
+                                      "low-rank part use MultivariateNormal::from_scale_diag).",
+                                      shape_of(W)),
+                     "cov_factor", {W.defined() ? W.shape() : Shape{}});
+  const int64_t d = W.size(-2);
+  check_event_dim(d, W, who, "cov_factor");
+  if (!D.defined() || D.dim() < 1 || D.size(-1) != d)
+    throw ShapeError(who, fmt::format("cov_diag must have shape [..., {}] to match cov_factor {}, got {}.", d,
+                                      format_shape(W.shape()), shape_of(D)),
+                     "cov_diag", {W.shape(), D.defined() ? D.shape() : Shape{}});
+  const Shape wb = drop_last(W.shape(), 2), db = drop_last(D.shape(), 1);
+  try {
+    broadcast_shapes(wb, db, who);
+  } catch (const ShapeError&) {
+    throw ShapeError(who, fmt::format("the batch dimensions of cov_factor {} and cov_diag {} do not broadcast.",
+                                      format_shape(W.shape()), format_shape(D.shape())),
+                     "cov_diag", {W.shape(), D.shape()});
+  }
+  check_loc_against(loc, W, broadcast_shapes(wb, db, who), d, who, "cov_factor");
+  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
+  check_finite(W, d * W.size(-1), wb, who, "cov_factor");
+  check_finite(D, d, db, who, "cov_diag");
+}
+
+void check_positive(const Tensor& v, const char* who, const char* arg) {
+  const auto values = v.data();
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!(values[i] > 0.0)) {
+      const Shape at = unravel_index(static_cast<int64_t>(i), v.shape());
+      throw DomainError(who,
+                        fmt::format("{} has {} at index {} (shape {}); it must be positive. Map a free "
+                                    "parameter through softplus or exp, or pass {{.validate = false}} to "
+                                    "skip this check.",
+                                    arg, values[i], format_shape(at), format_shape(v.shape())),
+                        arg, {v.shape()}, at);
+    }
 }
 
 void check_lower_positive_diagonal(const Tensor& L, const char* who, const char* arg) {
@@ -113,27 +181,30 @@ void check_symmetric(const Tensor& A, double rtol, double atol, const char* who,
   }
 }
 
-void check_sample(const Tensor& x, int64_t d, const char* who) {
+void check_sample(const Tensor& x, int64_t d, const char* who, const char* arg) {
   if (!x.defined() || x.dim() < 1 || x.size(-1) != d)
-    throw ShapeError(who, fmt::format("x must have shape [..., {}], got {}.", d,
-                                      x.defined() ? format_shape(x.shape()) : "undefined"),
-                     "x", {x.defined() ? x.shape() : Shape{}});
-  check_finite(x, d, drop_last(x.shape(), 1), who, "x");
+    throw ShapeError(who, fmt::format("{} must have shape [..., {}], got {}.", arg, d, shape_of(x)), arg,
+                     {x.defined() ? x.shape() : Shape{}});
+  check_finite(x, d, drop_last(x.shape(), 1), who, arg);
 }
 
-Shape sample_shape(int64_t n, const Shape& batch, const Shape& event, const char* who) {
-  Shape s{n};
+Shape sample_shape(const Shape& sample, const Shape& batch, const Shape& event, const char* who) {
+  Shape s = sample;
   s.insert(s.end(), batch.begin(), batch.end());
   s.insert(s.end(), event.begin(), event.end());
-  if (n < 0)
-    throw ShapeError(who, fmt::format("the number of samples must be >= 0, got {}.", n), "n", {s});
+  for (int64_t n : sample)
+    if (n < 0)
+      throw ShapeError(who, fmt::format("the sample shape {} has a negative size; the number of samples must "
+                                        "be >= 0, got {}.",
+                                        format_shape(sample), n),
+                       "sample_shape", {s});
   int64_t total = 1;
   for (int64_t k : s)
     if (__builtin_mul_overflow(total, k, &total))
-      throw ShapeError(who, fmt::format("{} samples make a tensor of shape {}, whose number of elements "
-                                        "overflows int64. Draw fewer samples at a time.",
-                                        n, format_shape(s)),
-                       "n", {s});
+      throw ShapeError(who, fmt::format("the sample shape {} makes a tensor of shape {}, whose number of "
+                                        "elements overflows int64. Draw fewer samples at a time.",
+                                        format_shape(sample), format_shape(s)),
+                       "sample_shape", {s});
   return s;
 }
 

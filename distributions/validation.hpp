@@ -20,10 +20,17 @@ void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, 
 void check_lower_positive_diagonal(const Tensor& L, const char* who, const char* arg);
 // |A - A^T| <= atol + rtol * max|A| for every matrix of the batch.
 void check_symmetric(const Tensor& A, double rtol, double atol, const char* who, const char* arg);
+// loc [..., d] (d >= 1) and a vector parameter [..., d] (a scale diagonal) with broadcastable
+// batches, all values finite.
+void check_vector_parameters(const Tensor& loc, const Tensor& v, const char* who, const char* arg);
+// loc [..., d], cov_factor [..., d, k] (k >= 1) and cov_diag [..., d], broadcastable, finite.
+void check_low_rank(const Tensor& loc, const Tensor& W, const Tensor& D, const char* who);
+// Every entry > 0 (the values are already known to be finite).
+void check_positive(const Tensor& v, const char* who, const char* arg);
 // x [..., d] with finite values.
-void check_sample(const Tensor& x, int64_t d, const char* who);
-// The shape of n draws, [n, batch..., event...]; a ShapeError naming it when n < 0 or when its
-// number of elements does not fit in int64.
-Shape sample_shape(int64_t n, const Shape& batch, const Shape& event, const char* who);
+void check_sample(const Tensor& x, int64_t d, const char* who, const char* arg = "x");
+// The shape of draws, [sample..., batch..., event...]; a ShapeError naming it when a sample
+// dimension is negative or when its number of elements does not fit in int64.
+Shape sample_shape(const Shape& sample, const Shape& batch, const Shape& event, const char* who);
 
 }  // namespace cholla::dist::validation
