@@ -106,7 +106,9 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
 
 Tensor max(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   const Shape keep = kept_shape(x.shape(), dims, "max");
-  if (x.numel() == 0) throw ShapeError("max", "cannot reduce an empty tensor.", "x", {x.shape()});
+  // Only a reduction over an empty dimension has no answer; an empty batch gives an empty result.
+  if (x.numel() == 0 && numel(keep) != 0)
+    throw ShapeError("max", "cannot reduce an empty tensor.", "x", {x.shape()});
   Tensor out = Tensor::full(keep, -std::numeric_limits<double>::infinity());
   double* o = out.mutable_data().data();
   const double* in = x.data().data();

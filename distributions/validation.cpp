@@ -198,13 +198,7 @@ Shape sample_shape(const Shape& sample, const Shape& batch, const Shape& event, 
                                         "be >= 0, got {}.",
                                         format_shape(sample), n),
                        "sample_shape", {s});
-  int64_t total = 1;
-  for (int64_t k : s)
-    if (__builtin_mul_overflow(total, k, &total))
-      throw ShapeError(who, fmt::format("the sample shape {} makes a tensor of shape {}, whose number of "
-                                        "elements overflows int64. Draw fewer samples at a time.",
-                                        format_shape(sample), format_shape(s)),
-                       "sample_shape", {s});
+  numel(s, who);  // ShapeError naming the shape when its element count overflows int64
   return s;
 }
 

@@ -30,7 +30,8 @@ void check_positive(const Tensor& v, const char* who, const char* arg);
 // x [..., d] with finite values.
 void check_sample(const Tensor& x, int64_t d, const char* who, const char* arg = "x");
 // The shape of draws, [sample..., batch..., event...]; a ShapeError naming it when a sample
-// dimension is negative or when its number of elements does not fit in int64.
+// dimension is negative or when its number of elements does not fit in int64 (autodiff's
+// numel; an allocation larger than memory is then Tensor's ResourceError).
 Shape sample_shape(const Shape& sample, const Shape& batch, const Shape& event, const char* who);
 
 }  // namespace cholla::dist::validation
