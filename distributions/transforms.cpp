@@ -66,6 +66,15 @@ int64_t checked_size(int64_t d, bool with_mean, const char* op) {
 int64_t params_size(int64_t d) { return checked_size(d, true, "params_size"); }
 int64_t triangular_size(int64_t d) { return checked_size(d, false, "triangular_size"); }
 
+double diagonal_preimage(double y, Diag diag) {
+  switch (diag) {
+    case Diag::Softplus: return y + std::log(-std::expm1(-y));  // log(e^y - 1)
+    case Diag::Exp: return std::log(y);
+    case Diag::OnePlusElu: return y >= 1.0 ? y - 1.0 : std::log(y);
+  }
+  return y;
+}
+
 int64_t dim_from_triangular(int64_t n, const char* op) {
   const auto d = static_cast<int64_t>(std::llround((std::sqrt(8.0 * static_cast<double>(n) + 1.0) - 1.0) / 2.0));
   if (d < 1 || triangular_size(d) != n)

@@ -35,6 +35,10 @@ int64_t params_size(int64_t d);        // d + d(d+1)/2
 int64_t triangular_size(int64_t d);    // d(d+1)/2
 int64_t dim_from_triangular(int64_t n, const char* op);  // inverse of triangular_size
 
+// The free value x with positive(x) = y for the chosen Diag map (y > 0): a head's bias that
+// makes a zero input give the diagonal y.
+double diagonal_preimage(double y, Diag diag);
+
 // [..., d(d+1)/2] -> [..., d, d] lower-triangular, and back (the packing alone).
 Tensor fill_triangular(const Tensor& v);
 Tensor fill_triangular_inverse(const Tensor& L);

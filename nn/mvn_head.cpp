@@ -40,13 +40,7 @@ MultivariateNormalHead::MultivariateNormalHead(int64_t in_features, int64_t d, R
 void MultivariateNormalHead::init_bias() {
   // Diagonal entries of the packed triangle sit at d + i(i+1)/2 + i; give them the free value
   // that the diagonal map sends to init_scale, so the head starts near a unit-scale Gaussian.
-  const double y = options_.init_scale - options_.shift;
-  double free = 0.0;
-  switch (options_.diag) {
-    case tf::Diag::Softplus: free = y + std::log(-std::expm1(-y)); break;
-    case tf::Diag::Exp: free = std::log(y); break;
-    case tf::Diag::OnePlusElu: free = y >= 1.0 ? y - 1.0 : std::log(y); break;
-  }
+  const double free = tf::diagonal_preimage(options_.init_scale - options_.shift, options_.diag);
   NoGrad guard;
   auto b = proj.bias.mutable_data();
   for (int64_t i = 0; i < d_; ++i) b[static_cast<size_t>(d_ + i * (i + 1) / 2 + i)] = free;

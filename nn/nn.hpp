@@ -9,6 +9,7 @@
 #include "nn/data/loader.hpp"
 #include "nn/linear.hpp"
 #include "nn/losses.hpp"
+#include "nn/mixture_head.hpp"
 #include "nn/module.hpp"
 #include "nn/mvn_head.hpp"
 #include "nn/optim/adam.hpp"
