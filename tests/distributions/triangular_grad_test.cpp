@@ -102,3 +102,19 @@ TEST_CASE("issue scenario: minimising KL with a plain [d, d] leaf under Adam kee
     }
   }
 }
+
+TEST_CASE("triangular factors: second derivatives (Hessian-vector products) stay lower triangular") {
+  for (int64_t d : {3, 10}) {
+    for (auto [kind, build] : {std::pair<std::string, Build>{"scale_tril", by_scale}, {"precision_tril", by_precision}}) {
+      CAPTURE(d);
+      CAPTURE(kind);
+      Tensor loc = test::uniform({2, d}, -0.5, 0.5, 41);
+      Tensor F = test::triangular({2}, d, true, 42).requires_grad(true);
+      Tensor x = test::uniform({5, 2, d}, -1.5, 1.5, 43);
+      auto g = grad({sum(build(loc, F).log_prob(x))}, {F}, {.create_graph = true});
+      Tensor v = linalg::tril(test::uniform({2, d, d}, -1, 1, 44));
+      auto h = grad({sum(g[0] * v)}, {F});
+      check_strict_upper_zero(h[0]);
+    }
+  }
+}
