@@ -15,6 +15,8 @@
 #include "nn/optim/adam.hpp"
 #include "nn/optim/lbfgs.hpp"
 #include "nn/optim/optimizer.hpp"
+#include "nn/optim/plateau.hpp"
+#include "nn/optim/schedule.hpp"
 #include "nn/optim/sgd.hpp"
 #include "nn/progress.hpp"
 #include "nn/sequential.hpp"

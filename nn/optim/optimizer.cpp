@@ -11,6 +11,7 @@
 
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "nn/optim/schedule.hpp"
 
 namespace cholla::optim {
 // NaN and the infinities are the doubles whose exponent bits are all ones. Testing the bits
@@ -59,6 +60,10 @@ Optimizer::Optimizer(const char* kind, std::vector<std::vector<Tensor>> groups,
       state_[g].push_back(std::move(s));
     }
   }
+}
+
+Optimizer::~Optimizer() {
+  for (Schedule* s : schedules_) s->optimizer_ = nullptr;
 }
 
 void Optimizer::set_parameter_names(const NamedTensors& named) {
@@ -197,8 +202,15 @@ NamedTensors Optimizer::layout() const {
                                                             s.buffers[b].to_vector()));
     }
   }
+  for (std::size_t i = 0; i < schedules_.size(); ++i)
+    for (auto& [name, value] : schedules_[i]->state())
+      out.emplace_back(schedule_prefix(i) + name, value);
   for (auto& [name, value] : extra_state()) out.emplace_back(kind_ + "." + name, value);
   return out;
+}
+
+std::string Optimizer::schedule_prefix(std::size_t i) const {
+  return fmt::format("{}.schedule{}.{}.", kind_, i, schedules_[i]->kind());
 }
 
 void Optimizer::check_state_dict(const NamedTensors& state) const {
@@ -270,6 +282,18 @@ void Optimizer::check_state_dict(const NamedTensors& state) const {
       }
     }
   }
+  for (std::size_t i = 0; i < schedules_.size(); ++i) {
+    NamedTensors values = schedules_[i]->state();
+    for (auto& [name, value] : values) value = entry(schedule_prefix(i) + name);
+    try {
+      schedules_[i]->check_state(values);
+    } catch (const DomainError& e) {
+      throw IoError(kind_, fmt::format("schedule state entries '{}*' hold values the schedule "
+                                       "refuses ({}). The file is corrupted or was written by a "
+                                       "faulty program.",
+                                       schedule_prefix(i), e.what()));
+    }
+  }
   NamedTensors extra = extra_state();
   for (auto& [name, value] : extra) value = entry(kind_ + "." + name);
   check_extra_state(extra);
@@ -289,6 +313,11 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       for (std::size_t b = 0; b < buffer_names_.size(); ++b)
         s.buffers[b] = Tensor::from(s.buffers[b].shape(), given.at(p + buffer_names_[b]).to_vector());
     }
+  }
+  for (std::size_t i = 0; i < schedules_.size(); ++i) {
+    NamedTensors values = schedules_[i]->state();
+    for (auto& [name, value] : values) value = given.at(schedule_prefix(i) + name);
+    schedules_[i]->set_state(values);
   }
   NamedTensors extra = extra_state();
   for (auto& [name, value] : extra) value = given.at(kind_ + "." + name);

@@ -34,6 +34,8 @@ namespace cholla::optim {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+class Schedule;
+
 // What step() does with a gradient that holds NaN or an infinity.
 enum class NonFinite {
   Throw,  // DomainError naming the parameter; nothing is updated (the default)
@@ -43,7 +45,7 @@ enum class NonFinite {
 
 class Optimizer {
  public:
-  virtual ~Optimizer() = default;
+  virtual ~Optimizer();
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
@@ -72,9 +74,11 @@ class Optimizer {
   const std::vector<Tensor>& params(std::size_t group) const;
   std::vector<Tensor> parameters() const;  // all groups, in order
 
-  // The full state: hyperparameters of each group and per-parameter buffers, keyed by stable
-  // names ("adam.group0.lr", "adam.group0.param1.exp_avg", ...). The prefix names the
-  // optimiser, so state from one kind of optimiser cannot be loaded into another.
+  // The full state: hyperparameters of each group, per-parameter buffers and the state of the
+  // learning-rate schedules built on this optimiser (schedule.hpp), keyed by stable names
+  // ("adam.group0.lr", "adam.group0.param1.exp_avg", "adam.schedule0.step_lr.epoch", ...). The
+  // prefix names the optimiser, so state from one kind of optimiser cannot be loaded into
+  // another.
   NamedTensors state_dict() const;
   // Throws IoError naming the first missing, unexpected or mis-shaped entry, and changes
   // nothing, when `state` does not fit this optimiser (same kind, groups and parameter shapes).
@@ -147,8 +151,11 @@ class Optimizer {
   NonFinite nonfinite_ = NonFinite::Throw;
   int64_t skipped_steps_ = 0;
   std::vector<std::vector<std::string>> names_;
+  friend class Schedule;
+  std::vector<Schedule*> schedules_;  // attached by their constructors, in order
 
   NamedTensors layout() const;  // state_dict() without the check of the options
+  std::string schedule_prefix(std::size_t i) const;  // "adam.schedule0.step_lr."
   std::vector<std::vector<Tensor>> groups_;
   std::vector<std::vector<ParamState>> state_;
   std::vector<std::string> buffer_names_;
