@@ -19,9 +19,15 @@
 // for it anyway, prints which class failed and why (the constant pixels), then fits with
 // shrinkage  Sigma_k = (1 - a) S_k + a (tr S_k / p) I : in closed form, with the Jitter policy
 // for comparison, and by gradient descent on the NLL plus the matching penalty (see fit()).
+//
+// correlated (generated) is the hard non-singular case (issue #12): 30 features, a third of them
+// near-linear functions of others, so class covariances have condition numbers ~1e12. Adam stalls
+// far from the optimum there; L-BFGS in coordinates whitened by the pooled covariance
+// (fit_lbfgs()) reaches the closed-form NLL within 1e-6 relative on every non-singular data set.
 #include <chrono>
 #include <cmath>
 #include <fmt/core.h>
+#include <numbers>
 #include <numeric>
 #include <optional>
 
@@ -49,6 +55,7 @@ struct Dataset {
   std::vector<std::string> feature_names;  // overrides the file's (sklearn files have none)
   Scaling scaling = Scaling::PerFeature;
   double min_accuracy = 0.85;
+  bool generated = false;  // made by correlated_data(), not read from `file`
 };
 
 std::vector<std::string> digit_pixels() {
@@ -71,7 +78,52 @@ std::vector<Dataset> builtin_datasets() {
       // Per-pixel sds are 0 (always-blank pixels) or tiny (rarely inked ones): one common scale
       // keeps the pixels comparable, and the shrinkage target tr(S)/p I means the same thing.
       {"digits", "digits.csv", {}, digit_pixels(), Scaling::Pooled, 0.80},
+      {"correlated", "", {}, {}, Scaling::PerFeature, 0.85, true},
   };
+}
+
+// 30 features in 2 classes, built like measurements of the same objects in several ways
+// (radius, perimeter, area): 10 base features, drawn per class from N(mu_k, A_k A_k^T); 10
+// near-linear functions of them (2 b_j + b_{j+1} / 2 plus noise of sd 1e-6), which make each
+// class covariance nearly singular (condition ~1e12); and 10 near-quadratic ones
+// (b_j^2 + b_j / 10 plus noise of sd 1e-3). 400 rows per class.
+examples::LabelledData correlated_data() {
+  constexpr int64_t kBase = 10, kP = 30, kPerClass = 400;
+  Rng rng(2024);
+  examples::LabelledData d;
+  d.path = "generated";
+  d.layout = "generated";
+  d.class_names = {"a", "b"};
+  for (int64_t j = 0; j < kP; ++j)
+    d.feature_names.push_back(fmt::format("{}{}", j < kBase ? "base" : j < 2 * kBase ? "linear" : "square", j % kBase));
+  std::vector<double> x;
+  for (int64_t k = 0; k < 2; ++k) {
+    const std::vector<double> A = (Tensor::randn({kBase, kBase}, rng) * 0.4 + Tensor::eye(kBase)).to_vector();
+    for (int64_t i = 0; i < kPerClass; ++i) {
+      const std::vector<double> z = Tensor::randn({kBase}, rng).to_vector();
+      const std::vector<double> noise = Tensor::randn({2 * kBase}, rng).to_vector();
+      std::vector<double> b(kBase, 0.8 * static_cast<double>(k));
+      for (int64_t r = 0; r < kBase; ++r)
+        for (int64_t c = 0; c < kBase; ++c) b[static_cast<size_t>(r)] += A[static_cast<size_t>(r * kBase + c)] * z[static_cast<size_t>(c)];
+      for (int64_t j = 0; j < kBase; ++j) x.push_back(b[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < kBase; ++j)
+        x.push_back(2 * b[static_cast<size_t>(j)] + 0.5 * b[static_cast<size_t>((j + 1) % kBase)] + 1e-6 * noise[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < kBase; ++j)
+        x.push_back(b[static_cast<size_t>(j)] * b[static_cast<size_t>(j)] + 0.1 * b[static_cast<size_t>(j)] +
+                    1e-3 * noise[static_cast<size_t>(kBase + j)]);
+      d.y.push_back(k);
+      d.line.push_back(static_cast<int64_t>(d.y.size()));
+    }
+  }
+  // Interleave the classes so that every 4th row (the test split) takes from both.
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < kPerClass; ++i) order.push_back(i), order.push_back(kPerClass + i);
+  const Tensor all = Tensor::from({2 * kPerClass, kP}, std::move(x));
+  d.X = index_select(all, 0, order);
+  std::vector<int64_t> y;
+  for (int64_t i : order) y.push_back(d.y[static_cast<size_t>(i)]);
+  d.y = y;
+  return d;
 }
 
 struct Split {
@@ -220,7 +272,20 @@ struct Fit {
   Gaussians g;
   double loss = 0.0;
   double seconds = 0.0;
+  double closed_form_loss = 0.0;  // fit_lbfgs: the closed-form optimum's loss, in whitened terms
 };
+
+// Each class's rows of X.
+std::vector<Tensor> rows_by_class(const Tensor& X, const std::vector<int64_t>& y, int64_t K) {
+  std::vector<Tensor> rows;
+  for (int64_t k = 0; k < K; ++k) {
+    std::vector<int64_t> idx;
+    for (int64_t i = 0; i < X.size(0); ++i)
+      if (y[static_cast<size_t>(i)] == k) idx.push_back(i);
+    rows.push_back(index_select(X, 0, idx));
+  }
+  return rows;
+}
 
 // Minimises, for every class k at once,
 //   (1 - a) * mean_i [-log N(x_i; mu_k, Sigma_k)]  +  a * [ 1/2 log det Sigma_k + m_k/2 tr Sigma_k^{-1} ]
@@ -234,13 +299,7 @@ Fit fit(const Tensor& X, const std::vector<int64_t>& y, int64_t K, const FitOpti
   // against a batch of K Gaussians: with one factor per call (no batch dimensions) log_prob is
   // one triangular solve over all rows, while a batched factor broadcast against many rows is
   // ~25x slower for d = 64 (its backward materialises one d x d gradient per row).
-  std::vector<Tensor> rows;
-  for (int64_t k = 0; k < K; ++k) {
-    std::vector<int64_t> idx;
-    for (int64_t i = 0; i < n; ++i)
-      if (y[static_cast<size_t>(i)] == k) idx.push_back(i);
-    rows.push_back(index_select(X, 0, idx));
-  }
+  const std::vector<Tensor> rows = rows_by_class(X, y, K);
 
   // Every class starts at N(m + noise, s^2 I): m and s^2 the mean and mean variance of all the
   // training rows together (0 and 1 when standardised), the noise from --seed.
@@ -283,6 +342,58 @@ Fit fit(const Tensor& X, const std::vector<int64_t>& y, int64_t K, const FitOpti
   NoGrad guard;
   result.g.mean = loc.detach();
   result.g.cov = dist::MultivariateNormal::from_scale_tril(loc, tf::fill_scale_tril(v)).covariance().detach();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+// The same ML problem (shrinkage 0) by L-BFGS in whitened coordinates: with P the Cholesky
+// factor of the pooled covariance of all training rows and m their mean, z = P^-1 (x - m), and
+// class k is N(u_k, L_k L_k^T) in z (L_k = fill_scale_tril(v_k)), i.e. N(m + P u_k, P L_k L_k^T P^T)
+// in x. Features that are near-functions of each other make every class covariance nearly
+// singular (condition ~1e12), so in x the loss is a narrow valley that first-order steps crawl
+// along; the same near-dependences are in the pooled covariance, so in z each class covariance
+// is well conditioned and the problem is easy. The change of variables only shifts each class's
+// mean NLL by log det P, so the optimum is the same ML estimate.
+Fit fit_lbfgs(const Tensor& X, const std::vector<int64_t>& y, int64_t K, int max_iter, int* evaluations) {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = X.size(0), p = X.size(1);
+  const Gaussians pooled = ml_estimates(X, std::vector<int64_t>(static_cast<size_t>(n), 0), 1);
+  const Tensor m = select(pooled.mean, 0, 0), P = linalg::potrf(select(pooled.cov, 0, 0));
+  const Tensor Z = transpose(linalg::trsm(P, transpose(X - m)));  // rows z_i = P^-1 (x_i - m)
+  const std::vector<Tensor> rows = rows_by_class(Z, y, K);
+  Tensor u = Tensor::zeros({K, p}).requires_grad(true);
+  Tensor v = tf::fill_scale_tril_inverse(expand(Tensor::eye(p), {K, p, p})).detach().requires_grad(true);
+  optim::LBFGS opt({u, v}, {.max_iter = max_iter, .tolerance_grad = 1e-11, .tolerance_change = 1e-14,
+                            .history_size = 20});
+  auto loss_z = [&] {
+    Tensor L = tf::fill_scale_tril(v);
+    std::vector<Tensor> per_class;
+    for (int64_t k = 0; k < K; ++k) {
+      auto model = dist::MultivariateNormal::from_scale_tril(select(u, 0, k), select(L, 0, k));
+      per_class.push_back(-mean(model.log_prob(rows[static_cast<size_t>(k)])));
+    }
+    return sum(stack(per_class));
+  };
+  opt.step([&] {
+    opt.zero_grad();
+    Tensor l = loss_z();
+    l.backward();
+    return l;
+  });
+  *evaluations = static_cast<int>(opt.evaluations());
+  NoGrad guard;
+  Fit result;
+  result.loss = loss_z().item() + static_cast<double>(K) * linalg::sumlogdiag(P).item();
+  result.g.mean = m + transpose(linalg::gemm2(P, transpose(u)));
+  const Tensor PL = linalg::gemm2(expand(P, {K, p, p}), tf::fill_scale_tril(v));
+  result.g.cov = linalg::syrk(PL);
+  // At the ML estimate each class's mean NLL is (log det S_k + p (1 + log 2 pi)) / 2 exactly.
+  // log det S_k = log det S_k^z + 2 log det P, with S_k^z the covariance of the whitened rows:
+  // well conditioned, where Cholesky of S_k itself (condition ~1e12) loses ~eps * 1e12.
+  const Tensor Sz = ml_estimates(Z, y, K).cov;
+  result.closed_form_loss = sum(linalg::sumlogdiag(linalg::potrf(Sz))).item() +
+                            static_cast<double>(K) * (linalg::sumlogdiag(P).item() +
+                                                      0.5 * static_cast<double>(p) * (1 + std::log(2 * std::numbers::pi)));
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -356,7 +467,7 @@ void explain_singular(const NotPositiveDefinite& e, const Tensor& raw, const std
 }
 
 Outcome run_dataset(const examples::LabelledData& data, const std::string& name, Scaling scaling,
-                    double min_accuracy, const Settings& st) {
+                    double min_accuracy, const Settings& st, bool require_adam = true) {
   Outcome out;
   const int64_t K = data.classes(), p = data.dim();
   std::vector<std::string> features = data.feature_names;
@@ -429,9 +540,24 @@ Outcome run_dataset(const examples::LabelledData& data, const std::string& name,
                st.tol_mean, dc, st.tol_cov);
     fmt::print("  test accuracy: gradient descent {:.3f}, closed-form QDA {:.3f} (need >= {:.2f})\n", acc, acc_ml,
                min_accuracy);
-    const bool ok = dm <= st.tol_mean && dc <= st.tol_cov && acc >= min_accuracy;
+    int evaluations = 0;
+    const Fit q = fit_lbfgs(split.train, split.ytrain, K, st.quick ? 300 : 1000, &evaluations);
+    const double gap = std::abs(q.loss - q.closed_form_loss) / std::max(std::abs(q.closed_form_loss), 1e-300);
+    const double acc_q = accuracy(dist::MultivariateNormal::from_covariance(q.g.mean, q.g.cov), stats.log_prior,
+                                  split.test, split.ytest);
+    fmt::print("  L-BFGS in whitened coordinates: {} evaluations in {:.2f} s, loss {:.9f}; closed form {:.9f}\n"
+               "    evaluated in the same coordinates ({:.9f} through Cholesky of S_k): relative gap {:.1e}\n"
+               "    (need <= 1e-6); test accuracy {:.3f}\n",
+               evaluations, q.seconds, q.loss, q.closed_form_loss, nll_ml, gap, acc_q);
+    const bool lbfgs_ok = gap <= 1e-6 && acc_q >= min_accuracy;
+    if (!lbfgs_ok) fmt::print("  L-BFGS fell short of the closed form\n");
+    // Adam is held to the closed form only where it gets there (not on near-singular covariances).
+    const bool adam_ok = dm <= st.tol_mean && dc <= st.tol_cov && acc >= min_accuracy;
+    const bool ok = lbfgs_ok && (adam_ok || !require_adam);
     out.ok = ok;
-    out.summary = fmt::format("{}: mean diff {:.1e}, cov diff {:.1e}, accuracy {:.3f}{}", name, dm, dc, acc,
+    out.summary = fmt::format("{}: Adam mean diff {:.1e}, cov diff {:.1e}, accuracy {:.3f}{}; L-BFGS NLL gap {:.1e}, "
+                              "accuracy {:.3f}{}",
+                              name, dm, dc, acc, require_adam ? "" : " (not checked)", gap, acc_q,
                               ok ? "" : "  <- FAILED");
     return out;
   }
@@ -481,9 +607,15 @@ int run(int argc, char** argv) {
       "training mean/sd (digits: all pixels divided by one pooled sd, not centred). Test set:\n"
       "every 4th row (fixed). --seed sets the initial parameters only.\n"
       "\n"
+      "Then 'correlated', generated: 30 features of which 10 are near-linear functions of others\n"
+      "(class covariances with condition ~1e12), where Adam stalls (reported, not checked). Every\n"
+      "non-singular data set is also fitted by L-BFGS in coordinates whitened by the pooled covariance.\n"
+      "\n"
       "--check passes when, for iris, wine and penguins, the gradient-descent means are within 1e-2\n"
       "and the covariances within 2e-2 (max abs difference, standardised units) of the closed-form\n"
-      "ML estimates and the test accuracy is >= 0.85; and, for digits, the singular covariance is\n"
+      "ML estimates and the test accuracy is >= 0.85; for every non-singular data set (correlated\n"
+      "included) the L-BFGS NLL is within 1e-6 (relative) of the closed form's, evaluated in the same\n"
+      "whitened coordinates, with test accuracy >= 0.85; and, for digits, the singular covariance is\n"
       "detected (NotPositiveDefinite caught) and the gradient-descent fit with shrinkage reaches test\n"
       "accuracy >= 0.80 and matches the shrunk closed form within the same 1e-2 / 2e-2.\n"
       "With --quick (400 Adam steps, 150 for digits) the tolerances are 5e-2 (means) and 1e-1\n"
@@ -530,10 +662,11 @@ int run(int argc, char** argv) {
                                    std::atof(cli.get("min-accuracy", "0.85").c_str()), st));
   } else {
     for (const Dataset& d : builtin_datasets()) {
-      auto data = examples::read_labelled_csv(std::string(CHOLLA_EXAMPLES_DATA) + "/" + d.file, d.options);
+      auto data = d.generated ? correlated_data()
+                              : examples::read_labelled_csv(std::string(CHOLLA_EXAMPLES_DATA) + "/" + d.file, d.options);
       if (!d.feature_names.empty() && d.feature_names.size() == data.feature_names.size())
         data.feature_names = d.feature_names;
-      const Outcome o = run_dataset(data, d.name, d.scaling, d.min_accuracy, st);
+      const Outcome o = run_dataset(data, d.name, d.scaling, d.min_accuracy, st, !d.generated);
       if (d.name == "digits" && o.summary.find("singular") == std::string::npos) {
         outcomes.push_back({false, "digits: the singular covariance was NOT detected  <- FAILED"});
       }
@@ -549,9 +682,12 @@ int run(int argc, char** argv) {
   const std::string tolerances = cli.quick ? "5e-2/1e-1 (quick)" : "1e-2/2e-2";
   const std::string criterion =
       !cli.get("data").empty()
-          ? fmt::format("GD matches the closed form within {}{}, accuracy >= {}", tolerances,
+          ? fmt::format("GD matches the closed form within {}{}, L-BFGS NLL within 1e-6 when not singular, "
+                        "accuracy >= {}",
+                        tolerances,
                         cli.quick ? " when not singular" : "", cli.get("min-accuracy", "0.85"))
-          : fmt::format("GD matches closed-form ML within {}, accuracy >= 0.85; digits singular detected, "
+          : fmt::format("GD matches closed-form ML within {}, accuracy >= 0.85; L-BFGS NLL within 1e-6 of "
+                        "the closed form (correlated included); digits singular detected, "
                         "accuracy >= 0.80 with shrinkage{}",
                         tolerances, cli.quick ? "" : ", GD matches the shrunk closed form");
   return examples::verdict(cli, ok, criterion);
