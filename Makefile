@@ -4,7 +4,7 @@
 # Anything else: meson/ninja directly (see README).
 
 PACKAGES := g++ cmake pkg-config meson ninja-build libopenblas-dev liblapacke-dev \
-            libfmt-dev doctest-dev libbenchmark-dev gnuplot-nox libopenmpi-dev openmpi-bin
+            libfmt-dev doctest-dev libbenchmark-dev libhwy-dev gnuplot-nox libopenmpi-dev openmpi-bin
 BUILD := build
 ASAN_BUILD := build-asan
 

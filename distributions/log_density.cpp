@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "autodiff/elementwise.hpp"
 #include "autodiff/ops.hpp"
@@ -17,6 +18,8 @@
 #include "distributions/constants.hpp"
 #include "distributions/factorise.hpp"
 #include "distributions/mvn_kernels.hpp"
+#include "distributions/mvn_simd.hpp"
+#include "distributions/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist::detail {
@@ -48,8 +51,12 @@ Tensor solve_factor(const Tensor& L, const Tensor& rows, bool transpose) {
 namespace {
 
 // The closed-form gradients above, written with differentiable ops (used under create_graph).
-Grads closed_form_gradients(const Tensor& loc, const Tensor& factor, const Tensor& x,
-                            bool precision, const Tensor& g) {
+// `factor` is differentiable with respect to `matrix` (potrf of it for the symmetric forms);
+// for the symmetric forms the matrix gradient is the symmetric one:
+//   covariance gS = g/2 (s s^T - S^{-1}),  precision gP = g/2 (P^{-1} - r r^T).
+Grads closed_form_gradients(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x,
+                            MvnMatrix kind, const Tensor& g) {
+  const bool precision = is_precision_factor(kind);
   Tensor r = x - loc;
   Tensor gcol = unsqueeze(g, -1);
   Tensor w, gw, outer;
@@ -57,16 +64,22 @@ Grads closed_form_gradients(const Tensor& loc, const Tensor& factor, const Tenso
     Tensor z = solve_factor(factor, r, true);   // z^T = r^T L^{-T}
     w = solve_factor(factor, z, false);         // s^T = z^T L^{-1}
     gw = gcol * w;
-    outer = linalg::tril(unsqueeze(gw, -1) * unsqueeze(z, -2));
+    outer = unsqueeze(gw, -1) * unsqueeze(kind == MvnMatrix::Covariance ? w : z, -2);
   } else {
     Tensor y = times_factor(factor, r, false);  // y^T = r^T M
     w = times_factor(factor, y, true);          // t^T = y^T M^T
     gw = gcol * w;
-    outer = -linalg::tril(unsqueeze(gcol * r, -1) * unsqueeze(y, -2));
+    outer = -(unsqueeze(gcol * r, -1) * unsqueeze(kind == MvnMatrix::Precision ? r : y, -2));
   }
-  Tensor diag = linalg::makediag(gcol / linalg::extractdiag(factor));
-  Tensor gfactor = precision ? outer + diag : outer - diag;
-  return {sum_to(gw, loc.shape()), sum_to(gfactor, factor.shape()), sum_to(-gw, x.shape())};
+  Tensor gmatrix;
+  if (kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision) {
+    Tensor inverse = unsqueeze(gcol, -1) * linalg::potri(factor);  // g S^{-1} or g P^{-1}
+    gmatrix = 0.5 * (kind == MvnMatrix::Covariance ? outer - inverse : outer + inverse);
+  } else {
+    Tensor diag = linalg::makediag(gcol / linalg::extractdiag(factor));
+    gmatrix = precision ? linalg::tril(outer) + diag : linalg::tril(outer) - diag;
+  }
+  return {sum_to(gw, loc.shape()), sum_to(gmatrix, matrix.shape()), sum_to(-gw, x.shape())};
 }
 
 // |w|^2 per row for rows r [E..., F..., d] against factors [F..., d, d] (F non-empty, E
@@ -106,7 +119,7 @@ Tensor fused_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, 
   auto cache = std::make_shared<const FactorCache>(mvn_forward(
       batch, loc.data().data(), factor.data().data(), x.data().data(), precision, out.mutable_data().data()));
   auto composed = [loc, factor, x, precision](const Tensor& g, Needs) -> Grads {
-    return closed_form_gradients(loc, factor, x, precision, g);
+    return closed_form_gradients(loc, factor, factor, x, precision ? MvnMatrix::PrecisionTril : MvnMatrix::ScaleTril, g);
   };
   return record("mvn_log_prob", {loc, factor, x}, out, composed,
                 [loc, factor, x, precision, batch, cache](const Tensor& g, Needs needs) -> Grads {
@@ -119,6 +132,82 @@ Tensor fused_log_prob(const Tensor& loc, const Tensor& factor, const Tensor& x, 
                  gx.defined() ? gx.mutable_data().data() : nullptr);
     return {gl, gf, gx};
   });
+}
+
+namespace {
+
+// A gradient buffer for an input the batch reads through an offset list must start at zero (the
+// kernel adds into it); every other one is written whole by the kernel.
+Tensor gradient_buffer(bool needed, const Tensor& input, const std::vector<int64_t>& offsets) {
+  if (!needed) return Tensor();
+  return offsets.empty() ? Tensor::empty(input.shape()) : Tensor::zeros(input.shape());
+}
+
+double* data_or_null(Tensor& t) { return t.defined() ? t.mutable_data().data() : nullptr; }
+
+// Writes a gradient the kernel summed over the batch (an input shared by every sample).
+void write_shared(Tensor& t, const double* sum, bool shared) {
+  if (t.defined() && shared) std::copy_n(sum, t.numel(), t.mutable_data().data());
+}
+
+}  // namespace
+
+Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind) {
+  const int64_t d = factor.size(-1);
+  if (!x.defined() || x.dim() < 1 || x.size(-1) != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  auto batch = std::make_shared<const MvnBatch>(plan_mvn_batch(loc, factor, x));
+  Tensor out = Tensor::empty(batch->shape);
+  MvnPass pass{.batch = batch.get(), .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
+               .x = x.data().data(), .out = out.mutable_data().data()};
+  // A NaN or infinite log_prob is the only sign of a non-finite x (loc and the matrix were
+  // checked when the distribution was built); only then is x scanned, to name the culprit.
+  if (!simd_forward(pass, 0, batch->count)) validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  return record("mvn_log_prob", {loc, matrix, x}, out,
+                [loc, matrix, factor, x, kind, batch](const Tensor& g, Needs needs) -> Grads {
+    if (grad_enabled()) {
+      const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
+      return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
+    }
+    const MvnBatch& b = *batch;
+    Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
+    Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
+    Tensor gx = gradient_buffer(needs[2], x, b.x_offset);
+    MvnPass pass{.batch = &b, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
+                 .x = x.data().data(), .g = g.data().data(), .gloc = data_or_null(gl),
+                 .gmatrix = data_or_null(gm), .gx = data_or_null(gx)};
+    std::array<double, 2 * kMaxFusedDim + kMaxFusedDim * kMaxFusedDim> shared{};
+    simd_backward(pass, 0, b.count, shared.data());
+    write_shared(gl, shared.data(), b.loc_offset.empty() && b.loc_step == 0);
+    write_shared(gx, shared.data() + b.d, b.x_offset.empty() && b.x_step == 0);
+    write_shared(gm, shared.data() + 2 * b.d, b.factor_offset.empty() && b.factor_step == 0);
+    return {gl, gm, gx};
+  });
+}
+
+// Same formula as linalg::potrf's backward (symmetric convention), written with differentiable
+// ops so that second derivatives through the factor stay exact:
+//   gA = 1/2 L^{-T} copyltu(L^T G) L^{-1},  copyltu(M) = tril(M) + tril(M, -1)^T.
+Tensor cholesky_backward(const Tensor& L, const Tensor& G) {
+  Tensor M = linalg::trmm(L, G, {.transpose = true});
+  Tensor S = linalg::tril(M) + transpose(linalg::tril(M, -1));
+  Tensor Y = linalg::trsm(L, S, {.transpose = true});
+  return linalg::trsm(L, Y, {.rightside = true, .alpha = 0.5});
+}
+
+std::optional<Factorisation> simd_factorise(const Tensor& A) {
+  const int64_t d = A.size(-1);
+  if (d > kMaxFusedDim) return std::nullopt;
+  const Shape batch(A.shape().begin(), A.shape().end() - 2);
+  Tensor L = Tensor::empty(A.shape());
+  double min_pivot = 0.0;
+  if (!simd_cholesky(A.data().data(), d, numel(batch), L.mutable_data().data(), min_pivot)) return std::nullopt;
+  Factorisation f;
+  f.report.batch_shape = batch;
+  f.report.mask = Tensor::ones(batch);
+  f.report.min_pivot = min_pivot;
+  // Recorded as potrf of A: rsample, entropy, covariance() ... differentiate through it.
+  f.factor = record("potrf", {A}, L, [L](const Tensor& G, Needs) { return Grads{cholesky_backward(L, G)}; });
+  return f;
 }
 
 }  // namespace cholla::dist::detail

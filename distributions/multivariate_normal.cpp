@@ -10,6 +10,7 @@
 #include "distributions/factorise.hpp"
 #include "distributions/gaussian_form.hpp"
 #include "distributions/mvn_kernels.hpp"
+#include "distributions/mvn_simd.hpp"
 #include "distributions/validation.hpp"
 #include "linalg/linalg.hpp"
 
@@ -27,7 +28,7 @@ Shape with_event(Shape batch, int64_t d) {
 
 MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor, bool diagonal)
     : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
-      diagonal_(diagonal), report_(std::move(parts.report)) {
+      diagonal_(diagonal), matrix_(std::move(parts.matrix)), report_(std::move(parts.report)) {
   dim_ = factor_.size(-1);
   const Shape factor_batch = diagonal_ ? batch_of_vector(factor_) : batch_of_matrix(factor_);
   batch_ = broadcast_shapes(batch_of_vector(loc_), factor_batch, "MultivariateNormal");
@@ -43,15 +44,18 @@ namespace {
 MultivariateNormal::Parts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
   validation::check_parameters(loc, F, who, arg);
   if (o.validate) validation::check_lower_positive_diagonal(F, who, arg);
-  return {std::move(loc), std::move(F), {}};
+  return {std::move(loc), std::move(F), {}, Tensor()};
 }
 
 // The two symmetric forms: factorised once with potrf under the failure policy.
 MultivariateNormal::Parts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
   validation::check_parameters(loc, A, who, arg);
   if (o.validate) validation::check_symmetric(A, o.symmetry_rtol, o.symmetry_atol, who, arg);
+  // d <= 8, all positive definite: factorised by the SIMD kernel, and log_prob differentiates
+  // A directly (no potrf backward). Otherwise the failure policy decides, as documented.
+  if (auto fast = detail::simd_factorise(A)) return {std::move(loc), std::move(fast->factor), std::move(fast->report), A};
   Factorisation f = factorise(A, o.on_failure, who, arg);
-  return {std::move(loc), std::move(f.factor), std::move(f.report)};
+  return {std::move(loc), std::move(f.factor), std::move(f.report), Tensor()};
 }
 
 }  // namespace
@@ -96,11 +100,20 @@ detail::GaussianForm MultivariateNormal::form() const {
 }
 
 Tensor MultivariateNormal::log_prob(const Tensor& x) const {
-  validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
-  if (diagonal_) return detail::log_density(form(), x);
-  Tensor lp = dim_ <= detail::kMaxFusedDim
-                  ? detail::fused_log_prob(loc_, factor_, x, precision_factor_)
-                  : detail::composed_log_prob(loc_, lower_factor(), x, precision_factor_);
+  if (diagonal_) {
+    validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
+    return detail::log_density(form(), x);
+  }
+  Tensor lp;
+  if (dim_ <= detail::kMaxFusedDim) {  // x is checked by the kernel
+    using detail::MvnMatrix;
+    const MvnMatrix kind = matrix_.defined() ? (precision_factor_ ? MvnMatrix::Precision : MvnMatrix::Covariance)
+                                             : (precision_factor_ ? MvnMatrix::PrecisionTril : MvnMatrix::ScaleTril);
+    lp = detail::simd_log_prob(loc_, matrix_.defined() ? matrix_ : factor_, factor_, x, kind);
+  } else {
+    validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
+    lp = detail::composed_log_prob(loc_, lower_factor(), x, precision_factor_);
+  }
   if (report_.ok()) return lp;
   // Masked elements: log_prob 0 and no gradient.
   return where(report_.mask, lp, Tensor::zeros({}));

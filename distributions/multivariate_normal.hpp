@@ -76,6 +76,7 @@ class MultivariateNormal {
   struct Parts {
     Tensor loc, factor;
     FactorReport report;
+    Tensor matrix;  // the covariance / precision when log_prob differentiates it directly
   };
 
  private:
@@ -87,6 +88,7 @@ class MultivariateNormal {
   Tensor factor_;
   bool precision_factor_ = false;
   bool diagonal_ = false;      // factor_ is s: Sigma = diag(s^2)
+  Tensor matrix_;              // from_covariance / from_precision with d <= 8: the matrix itself
   FactorReport report_;
   Shape batch_;
   int64_t dim_ = 0;

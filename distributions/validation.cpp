@@ -6,6 +6,7 @@
 
 #include "autodiff/finite.hpp"
 #include "autodiff/shape.hpp"
+#include "distributions/mvn_simd.hpp"
 
 namespace cholla::dist::validation {
 namespace {
@@ -13,6 +14,7 @@ namespace {
 // DomainError for the first non-finite value, naming the batch element of `block`-sized items.
 void check_finite(const Tensor& t, int64_t block, const Shape& batch, const char* who, const char* arg) {
   const auto v = t.data();
+  if (detail::simd_all_finite(v.data(), t.numel())) return;  // vector pre-check; locate only on failure
   const int64_t at = first_non_finite(v);
   if (at < 0) return;
   const int64_t b = at / std::max<int64_t>(block, 1);
@@ -137,6 +139,7 @@ void check_lower_positive_diagonal(const Tensor& L, const char* who, const char*
   const Shape batch = drop_last(L.shape(), 2);
   const double* p = L.data().data();
   const int64_t count = numel(batch);
+  if (d <= detail::kMaxFusedDim && detail::simd_lower_positive(p, d, count)) return;  // vector pre-check
   // Branch-free scan first (this runs on every distribution built); locate only on failure.
   bool bad = false;
   for (int64_t b = 0; b < count; ++b)

@@ -1,0 +1,500 @@
+// The across-the-batch SIMD MVN kernels (see mvn_simd.hpp). This file is compiled once per
+// Highway target: foreach_target.h re-includes it with HWY_NAMESPACE = N_AVX3, N_AVX2, ...,
+// and HWY_DYNAMIC_DISPATCH picks the best one the CPU supports at run time.
+//
+// Maths (linalg-ops.md §4(b), §4(c)); r = x - loc, g the incoming gradient of log_prob:
+//   scale factor L:      w = L^{-1} r,  s = L^{-T} w,  log p = -|w|^2/2 - sum log L_ii - c
+//     gloc = g s, gx = -g s, gL = g (tril(s w^T) - diag(1/L_ii))
+//     covariance S = L L^T:   gS = g/2 (s s^T - S^{-1}),  S^{-1} = L^{-T} L^{-1}
+//   precision factor M:  w = M^T r,  t = M w,  log p = -|w|^2/2 + sum log M_ii - c
+//     gloc = g t, gx = -g t, gM = g (-tril(r w^T) + diag(1/M_ii))
+//     precision P = M M^T:    gP = g/2 (P^{-1} - r r^T),  P^{-1} = M^{-T} M^{-1}
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "autodiff/errors.hpp"
+#include "distributions/constants.hpp"
+#include "distributions/mvn_simd.hpp"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "distributions/mvn_simd.cpp"
+#include <hwy/foreach_target.h>  // must precede highway.h
+
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace cholla::dist::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+namespace {  // internal linkage: no PLT calls between the helpers of the shared library
+
+using DF = hn::ScalableTag<double>;
+using DI = hn::RebindToSigned<DF>;
+using V = hn::Vec<DF>;
+using VI = hn::Vec<DI>;
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(double);
+
+constexpr int tri(int i, int j) { return i * (i + 1) / 2 + j; }  // packed lower triangle
+
+// N vectors. Sizeless vector types (SVE, RVV) cannot live in arrays, so there they are kept in
+// an aligned stack buffer; elsewhere in registers.
+template <int N>
+class Vecs {
+ public:
+#if HWY_HAVE_SCALABLE
+  V operator[](int i) const { return hn::Load(DF(), lanes_ + static_cast<size_t>(i) * kMaxLanes); }
+  void set(int i, V v) { hn::Store(v, DF(), lanes_ + static_cast<size_t>(i) * kMaxLanes); }
+
+ private:
+  HWY_ALIGN double lanes_[(N > 0 ? N : 1) * kMaxLanes];
+#else
+  V operator[](int i) const { return v_[i]; }
+  void set(int i, V v) { v_[i] = v; }
+
+ private:
+  V v_[N > 0 ? N : 1];
+#endif
+};
+
+// Where sample i of the batch reads (or writes) a tensor.
+struct Place {
+  const std::vector<int64_t>* list;
+  int64_t step;
+  int64_t operator()(int64_t i) const { return list->empty() ? i * step : (*list)[static_cast<size_t>(i)]; }
+  bool shared() const { return list->empty() && step == 0; }  // one tensor for every sample
+  bool listed() const { return !list->empty(); }              // several samples may share one
+};
+
+// The element offsets of one block's samples in a tensor, as a vector of gather indices. Lanes
+// past the end of the batch repeat its last sample (valid values, no spurious NaN).
+class BlockIndex {
+ public:
+  explicit BlockIndex(Place at) : at_(at) {
+    for (size_t l = 0; l < kMaxLanes; ++l) lane_[l] = static_cast<int64_t>(l) * at.step;
+  }
+  VI operator()(int64_t i0, int64_t n) const {
+    const DI di;
+    const auto lanes = static_cast<int64_t>(hn::Lanes(di));
+    if (n == lanes && !at_.listed()) return hn::Add(hn::Load(di, lane_), hn::Set(di, i0 * at_.step));
+    HWY_ALIGN int64_t index[kMaxLanes];
+    for (int64_t l = 0; l < lanes; ++l) index[l] = at_(i0 + std::min(l, n - 1));
+    return hn::Load(di, index);
+  }
+  const Place& place() const { return at_; }
+
+ private:
+  Place at_;
+  HWY_ALIGN int64_t lane_[kMaxLanes];
+};
+
+struct BatchIndex {
+  BlockIndex loc, factor, x;
+  explicit BatchIndex(const MvnBatch& b)
+      : loc(Place{&b.loc_offset, b.loc_step}), factor(Place{&b.factor_offset, b.factor_step}),
+        x(Place{&b.x_offset, b.x_step}) {}
+};
+
+// One block of samples transposed: vector e holds element e of every sample of the block
+// (the factor as its packed lower triangle).
+template <int D>
+struct Block {
+  static constexpr int kTri = D * (D + 1) / 2;
+  Vecs<D> loc, x;
+  Vecs<kTri> f;
+};
+
+template <int D>
+HWY_INLINE void gather(const MvnPass& p, const BatchIndex& at, int64_t i0, int64_t n, Block<D>& b) {
+  const DF df;
+  const VI il = at.loc(i0, n), ix = at.x(i0, n), im = at.factor(i0, n);
+  for (int e = 0; e < D; ++e) {
+    b.loc.set(e, hn::GatherIndex(df, p.loc + e, il));
+    b.x.set(e, hn::GatherIndex(df, p.x + e, ix));
+  }
+  for (int r = 0; r < D; ++r)
+    for (int c = 0; c <= r; ++c) b.f.set(tri(r, c), hn::GatherIndex(df, p.factor + r * D + c, im));
+}
+
+// g of the block's samples; 0 past the end of the batch, so those lanes add to no gradient.
+HWY_INLINE V load_g(const double* g, int64_t i0, int64_t n) {
+  const DF df;
+  if (n == static_cast<int64_t>(hn::Lanes(df))) return hn::LoadU(df, g + i0);
+  HWY_ALIGN double tail[kMaxLanes] = {};
+  std::copy_n(g + i0, n, tail);
+  return hn::Load(df, tail);
+}
+
+template <int D>
+HWY_INLINE void reciprocal_diagonal(const Vecs<Block<D>::kTri>& F, Vecs<D>& inv) {
+  const DF df;
+  for (int i = 0; i < D; ++i) inv.set(i, hn::Div(hn::Set(df, 1.0), F[tri(i, i)]));
+}
+
+// r = x - loc and w (L^{-1} r, or M^T r for a precision factor); returns |w|^2.
+template <int D, bool kPrecisionFactor>
+HWY_INLINE V whiten(const Block<D>& b, const Vecs<D>& inv, Vecs<D>& r, Vecs<D>& w) {
+  const DF df;
+  const Vecs<Block<D>::kTri>& F = b.f;
+  for (int i = 0; i < D; ++i) r.set(i, hn::Sub(b.x[i], b.loc[i]));
+  V maha = hn::Zero(df);
+  for (int i = 0; i < D; ++i) {
+    V acc;
+    if constexpr (!kPrecisionFactor) {
+      acc = r[i];
+      for (int j = 0; j < i; ++j) acc = hn::NegMulAdd(F[tri(i, j)], w[j], acc);
+      acc = hn::Mul(acc, inv[i]);
+    } else {
+      acc = hn::Mul(F[tri(i, i)], r[i]);
+      for (int j = i + 1; j < D; ++j) acc = hn::MulAdd(F[tri(j, i)], r[j], acc);
+    }
+    w.set(i, acc);
+    maha = hn::MulAdd(acc, acc, maha);
+  }
+  return maha;
+}
+
+// sum log F_ii with ONE log per sample: the mantissas (in [1, 2)) of the diagonal multiply to
+// less than 2^8 and the binary exponents add exactly, so nothing overflows whatever the scale.
+// Subnormal entries are rescaled first. NaN when an entry is not positive.
+template <int D>
+HWY_INLINE V sum_log_diagonal(const Vecs<Block<D>::kTri>& F) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const V tiny = hn::Set(df, DBL_MIN), rescale = hn::Set(df, 0x1p54);
+  const auto exponent_bias = hn::Set(du, 0x4330000000000000ULL);  // 2^52 as a double
+  const V unbias = hn::Set(df, 0x1p52 + 1023.0);
+  V mantissa = hn::Set(df, 1.0), exponent = hn::Zero(df), smallest = hn::Set(df, 1.0);
+  for (int i = 0; i < D; ++i) {
+    V v = F[tri(i, i)];
+    smallest = hn::Min(smallest, v);
+    const auto subnormal = hn::Lt(v, tiny);
+    v = hn::IfThenElse(subnormal, hn::Mul(v, rescale), v);
+    exponent = hn::IfThenElse(subnormal, hn::Sub(exponent, hn::Set(df, 54.0)), exponent);
+    const auto bits = hn::BitCast(du, v);
+    exponent = hn::Add(exponent, hn::Sub(hn::BitCast(df, hn::Or(hn::ShiftRight<52>(bits), exponent_bias)), unbias));
+    mantissa = hn::Mul(mantissa, hn::BitCast(df, hn::Or(hn::And(bits, hn::Set(du, 0x000FFFFFFFFFFFFFULL)),
+                                                         hn::Set(du, 0x3FF0000000000000ULL))));
+  }
+  const V h = hn::MulAdd(exponent, hn::Set(df, M_LN2), hn::Log(df, mantissa));
+  return hn::IfThenElse(hn::Gt(smallest, hn::Zero(df)), h, hn::Set(df, std::numeric_limits<double>::quiet_NaN()));
+}
+
+template <int D, bool kPrecisionFactor>
+bool forward(const MvnPass& p, int64_t begin, int64_t end) {
+  const DF df;
+  const size_t lanes = hn::Lanes(df);
+  const BatchIndex at(*p.batch);
+  const V constant = hn::Set(df, D * kHalfLog2Pi), half = hn::Set(df, 0.5);
+  V check = hn::Zero(df);  // stays 0 unless some output is NaN or infinite
+  for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), end - i0);
+    Block<D> b;
+    gather<D>(p, at, i0, n, b);
+    Vecs<D> inv, r, w;
+    if constexpr (!kPrecisionFactor) reciprocal_diagonal<D>(b.f, inv);
+    const V maha = whiten<D, kPrecisionFactor>(b, inv, r, w);
+    const V h = sum_log_diagonal<D>(b.f);
+    const V out = hn::NegMulAdd(half, maha, kPrecisionFactor ? hn::Sub(h, constant) : hn::Neg(hn::Add(h, constant)));
+    check = hn::Add(check, hn::Mul(out, hn::Zero(df)));
+    if (n == static_cast<int64_t>(lanes)) {
+      hn::StoreU(out, df, p.out + i0);
+    } else {
+      HWY_ALIGN double tail[kMaxLanes];
+      hn::Store(out, df, tail);
+      std::copy_n(tail, n, p.out + i0);
+    }
+  }
+  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
+}
+
+// Writes (own), adds (listed) or sums over the range (shared) one transposed gradient block.
+template <int N>
+class GradientSink {
+ public:
+  GradientSink(double* dst, Place at, double sign) : dst_(dst), at_(at), sign_(sign) {
+    for (int e = 0; e < N; ++e) sum_.set(e, hn::Zero(DF()));
+  }
+  bool active() const { return dst_ != nullptr; }
+  // `mask` marks the entries a listed tensor accumulates (the lower triangle for a factor).
+  template <class Get>
+  HWY_INLINE void put(int64_t i0, int64_t n, Get&& get, const bool* mask = nullptr) {
+    const DF df;
+    if (at_.shared()) {
+      for (int e = 0; e < N; ++e) sum_.set(e, hn::Add(sum_[e], get(e)));
+      return;
+    }
+    for (int e = 0; e < N; ++e) hn::Store(hn::Mul(hn::Set(df, sign_), get(e)), df, block_[e]);
+    for (int64_t l = 0; l < n; ++l) {
+      double* out = dst_ + at_(i0 + l);
+      if (at_.listed()) {
+        for (int e = 0; e < N; ++e)
+          if (mask == nullptr || mask[e]) out[e] += block_[e][l];
+      } else {
+        for (int e = 0; e < N; ++e) out[e] = block_[e][l];
+      }
+    }
+  }
+  void finish(double* shared) const {
+    if (!active() || !at_.shared()) return;
+    const DF df;
+    for (int e = 0; e < N; ++e) shared[e] = sign_ * hn::GetLane(hn::SumOfLanes(df, sum_[e]));
+  }
+
+ private:
+  double* dst_;
+  Place at_;
+  double sign_;
+  Vecs<N> sum_;
+  HWY_ALIGN double block_[N][kMaxLanes];
+};
+
+template <int D, MvnMatrix kMatrix>
+void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
+  constexpr bool kPrecisionFactor = kMatrix == MvnMatrix::PrecisionTril || kMatrix == MvnMatrix::Precision;
+  constexpr bool kSymmetric = kMatrix == MvnMatrix::Covariance || kMatrix == MvnMatrix::Precision;
+  constexpr int kTri = Block<D>::kTri;
+  const DF df;
+  const size_t lanes = hn::Lanes(df);
+  const BatchIndex at(*p.batch);
+  const V half = hn::Set(df, 0.5);
+  GradientSink<D> gloc(p.gloc, at.loc.place(), 1.0), gx(p.gx, at.x.place(), -1.0);
+  GradientSink<D * D> gmatrix(p.gmatrix, at.factor.place(), 1.0);
+  bool lower[D * D];
+  for (int k = 0; k < D * D; ++k) lower[k] = kSymmetric || k % D <= k / D;
+  for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), end - i0);
+    Block<D> b;
+    gather<D>(p, at, i0, n, b);
+    const Vecs<kTri>& F = b.f;
+    Vecs<D> inv, r, w, s;
+    reciprocal_diagonal<D>(F, inv);
+    whiten<D, kPrecisionFactor>(b, inv, r, w);
+    const V g = load_g(p.g, i0, n);
+    // s = d log p / d x up to sign: L^{-T} w (back substitution) or M w.
+    if constexpr (!kPrecisionFactor) {
+      for (int k = D - 1; k >= 0; --k) {
+        V acc = w[k];
+        for (int j = k + 1; j < D; ++j) acc = hn::NegMulAdd(F[tri(j, k)], s[j], acc);
+        s.set(k, hn::Mul(acc, inv[k]));
+      }
+    } else {
+      for (int k = 0; k < D; ++k) {
+        V acc = hn::Mul(F[tri(k, 0)], w[0]);
+        for (int j = 1; j <= k; ++j) acc = hn::MulAdd(F[tri(k, j)], w[j], acc);
+        s.set(k, acc);
+      }
+    }
+    if (gloc.active() || gx.active()) {
+      Vecs<D> gs;
+      for (int k = 0; k < D; ++k) gs.set(k, hn::Mul(g, s[k]));
+      auto get = [&](int e) { return gs[e]; };
+      if (gloc.active()) gloc.put(i0, n, get);
+      if (gx.active()) gx.put(i0, n, get);
+    }
+    if (!gmatrix.active()) continue;
+    Vecs<D * D> G;
+    if constexpr (!kSymmetric) {
+      // tril(s w^T) - diag(1/L_ii), or -tril(r w^T) + diag(1/M_ii); times g.
+      for (int k = 0; k < D; ++k)
+        for (int j = 0; j < D; ++j) {
+          V v = hn::Zero(df);
+          if (j <= k) v = kPrecisionFactor ? hn::Neg(hn::Mul(r[k], w[j])) : hn::Mul(s[k], w[j]);
+          if (j == k) v = kPrecisionFactor ? hn::Add(v, inv[k]) : hn::Sub(v, inv[k]);
+          G.set(k * D + j, hn::Mul(g, v));
+        }
+    } else {
+      // X = F^{-1} (lower), Q = X^T X = the inverse of the symmetric matrix F F^T.
+      Vecs<kTri> X;
+      for (int i = 0; i < D; ++i) {
+        X.set(tri(i, i), inv[i]);
+        for (int j = 0; j < i; ++j) {
+          V acc = hn::Mul(F[tri(i, j)], X[tri(j, j)]);
+          for (int k = j + 1; k < i; ++k) acc = hn::MulAdd(F[tri(i, k)], X[tri(k, j)], acc);
+          X.set(tri(i, j), hn::Neg(hn::Mul(acc, inv[i])));
+        }
+      }
+      const V hg = hn::Mul(half, g);
+      for (int i = 0; i < D; ++i)
+        for (int j = 0; j <= i; ++j) {
+          V q = hn::Mul(X[tri(i, i)], X[tri(i, j)]);
+          for (int k = i + 1; k < D; ++k) q = hn::MulAdd(X[tri(k, i)], X[tri(k, j)], q);
+          const V v = kMatrix == MvnMatrix::Covariance ? hn::Sub(hn::Mul(s[i], s[j]), q)
+                                                       : hn::Sub(q, hn::Mul(r[i], r[j]));
+          G.set(i * D + j, hn::Mul(hg, v));
+          if (j < i) G.set(j * D + i, G[i * D + j]);
+        }
+    }
+    gmatrix.put(i0, n, [&](int e) { return G[e]; }, lower);
+  }
+  gloc.finish(shared);
+  gx.finish(shared + D);
+  gmatrix.finish(shared + 2 * D);
+}
+
+template <int D>
+bool cholesky(const double* A, int64_t count, double* L, double& min_pivot) {
+  constexpr int kTri = D * (D + 1) / 2;
+  const DF df;
+  const size_t lanes = hn::Lanes(df);
+  V ok = hn::Set(df, 1.0), smallest = hn::Set(df, std::numeric_limits<double>::infinity());
+  HWY_ALIGN double block[kTri][kMaxLanes];
+  for (int64_t i0 = 0; i0 < count; i0 += static_cast<int64_t>(lanes)) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), count - i0);
+    for (size_t l = 0; l < lanes; ++l) {
+      const double* a = A + (i0 + std::min<int64_t>(static_cast<int64_t>(l), n - 1)) * D * D;
+      for (int r = 0; r < D; ++r)
+        for (int c = 0; c <= r; ++c) block[tri(r, c)][l] = a[r * D + c];
+    }
+    Vecs<kTri> F;
+    for (int j = 0; j < D; ++j) {
+      V pivot = hn::Load(df, block[tri(j, j)]);
+      for (int k = 0; k < j; ++k) pivot = hn::NegMulAdd(F[tri(j, k)], F[tri(j, k)], pivot);
+      ok = hn::IfThenElseZero(hn::Gt(pivot, hn::Zero(df)), ok);
+      const V root = hn::Sqrt(pivot);
+      smallest = hn::Min(smallest, root);
+      F.set(tri(j, j), root);
+      const V inv = hn::Div(hn::Set(df, 1.0), root);
+      for (int i = j + 1; i < D; ++i) {
+        V acc = hn::Load(df, block[tri(i, j)]);
+        for (int k = 0; k < j; ++k) acc = hn::NegMulAdd(F[tri(i, k)], F[tri(j, k)], acc);
+        F.set(tri(i, j), hn::Mul(acc, inv));
+      }
+    }
+    for (int t = 0; t < kTri; ++t) hn::Store(F[t], df, block[t]);
+    for (int64_t l = 0; l < n; ++l) {
+      double* out = L + (i0 + l) * D * D;
+      for (int r = 0; r < D; ++r)
+        for (int c = 0; c < D; ++c) out[r * D + c] = c <= r ? block[tri(r, c)][l] : 0.0;
+    }
+  }
+  min_pivot = hn::GetLane(hn::MinOfLanes(df, smallest));
+  return hn::AllTrue(df, hn::Gt(ok, hn::Zero(df)));
+}
+
+template <class F>
+decltype(auto) with_dim(int64_t d, F&& f) {
+  switch (d) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default: throw InternalError("mvn simd kernel", "called with d outside 1..8.");
+  }
+}
+
+}  // namespace
+
+bool Forward(const MvnPass& p, int64_t begin, int64_t end) {
+  return with_dim(p.batch->d, [&](auto dim) {
+    return is_precision_factor(p.matrix) ? forward<dim.value, true>(p, begin, end)
+                                         : forward<dim.value, false>(p, begin, end);
+  });
+}
+
+void Backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
+  with_dim(p.batch->d, [&](auto dim) {
+    constexpr int D = dim.value;
+    switch (p.matrix) {
+      case MvnMatrix::ScaleTril: return backward<D, MvnMatrix::ScaleTril>(p, begin, end, shared);
+      case MvnMatrix::PrecisionTril: return backward<D, MvnMatrix::PrecisionTril>(p, begin, end, shared);
+      case MvnMatrix::Covariance: return backward<D, MvnMatrix::Covariance>(p, begin, end, shared);
+      case MvnMatrix::Precision: return backward<D, MvnMatrix::Precision>(p, begin, end, shared);
+    }
+  });
+}
+
+bool Cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot) {
+  return with_dim(d, [&](auto dim) { return cholesky<dim.value>(A, count, L, min_pivot); });
+}
+
+bool AllFinite(const double* p, int64_t n) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  V check = hn::Zero(df), zero = hn::Zero(df);  // x * 0 is NaN exactly when x is not finite
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) check = hn::Add(check, hn::Mul(hn::LoadU(df, p + i), zero));
+  bool ok = hn::AllTrue(df, hn::Eq(check, zero));
+  for (; i < n; ++i) ok = ok && std::isfinite(p[i]);
+  return ok;
+}
+
+// Position k of a matrix must be 0 (strict upper), positive (diagonal) or anything: one
+// pattern covering `lanes` consecutive matrices lines up with whole vectors.
+bool LowerPositive(const double* L, int64_t d, int64_t count) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), size = d * d, period = size * lanes;
+  HWY_ALIGN double zero_wanted[kMaxLanes * 64], positive_wanted[kMaxLanes * 64];
+  for (int64_t k = 0; k < period; ++k) {
+    const int64_t r = (k % size) / d, c = k % d;
+    zero_wanted[k] = c > r ? 1.0 : 0.0;
+    positive_wanted[k] = c == r ? 1.0 : 0.0;
+  }
+  const V zero = hn::Zero(df);
+  auto bad = hn::Lt(zero, zero);
+  int64_t m = 0;
+  for (; m + lanes <= count; m += lanes)
+    for (int64_t k = 0; k < period; k += lanes) {
+      const V v = hn::LoadU(df, L + m * size + k);
+      const auto upper = hn::Gt(hn::Load(df, zero_wanted + k), zero);
+      const auto diagonal = hn::Gt(hn::Load(df, positive_wanted + k), zero);
+      bad = hn::Or(bad, hn::And(upper, hn::Ne(v, zero)));
+      bad = hn::Or(bad, hn::AndNot(hn::Gt(v, zero), diagonal));
+    }
+  bool ok = hn::AllFalse(df, bad);
+  for (int64_t k = m * size; k < count * size; ++k) {
+    const int64_t r = (k % size) / d, c = k % d;
+    ok = ok && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
+  }
+  return ok;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace cholla::dist::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace cholla::dist::detail {
+
+HWY_EXPORT(Forward);
+HWY_EXPORT(Backward);
+HWY_EXPORT(Cholesky);
+HWY_EXPORT(AllFinite);
+HWY_EXPORT(LowerPositive);
+
+bool simd_forward(const MvnPass& p, int64_t begin, int64_t end) {
+  return HWY_DYNAMIC_DISPATCH(Forward)(p, begin, end);
+}
+
+void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
+  HWY_DYNAMIC_DISPATCH(Backward)(p, begin, end, shared);
+}
+
+bool simd_cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot) {
+  return HWY_DYNAMIC_DISPATCH(Cholesky)(A, d, count, L, min_pivot);
+}
+
+bool simd_all_finite(const double* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(AllFinite)(p, n); }
+
+bool simd_lower_positive(const double* L, int64_t d, int64_t count) {
+  return HWY_DYNAMIC_DISPATCH(LowerPositive)(L, d, count);
+}
+
+std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+std::string simd_target_name(int64_t target) { return hwy::TargetName(target); }
+
+void simd_use_target(int64_t target) {
+  hwy::SetSupportedTargetsForTest(target);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+}  // namespace cholla::dist::detail
+#endif  // HWY_ONCE

@@ -1,0 +1,83 @@
+// Internal: the MVN log-density for d <= 8 vectorised ACROSS THE BATCH with Google Highway.
+//
+// Each block of samples (one vector's worth of lanes) is transposed into a structure of arrays
+// on the stack: element e of every sample side by side, so lane l of every vector belongs to
+// sample l of the block. The triangular solves, the Cholesky factorisation and the gradients
+// then run as straight-line vector code, unrolled for each d = 1..8. The best instruction set
+// of the running machine is picked at run time (AVX-512, AVX2, SSE4, ..., or the portable
+// baseline); the library itself is compiled for baseline x86-64.
+//
+// The forward makes one pass over loc, the factor and x and writes log_prob; the backward makes
+// one pass over them and g, recomputes what the forward had (cheaper than storing it) and
+// writes every gradient once. No heap memory is used per call.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "distributions/factorise.hpp"
+#include "distributions/mvn_kernels.hpp"
+
+namespace cholla::dist::detail {
+
+// What the matrix input of the op is. The kernels always read a lower factor (L with
+// Sigma = L L^T, or M with P = M M^T); for Covariance / Precision the factor's values come from
+// simd_cholesky and the gradient is taken with respect to the symmetric matrix itself.
+enum class MvnMatrix : int { ScaleTril, PrecisionTril, Covariance, Precision };
+
+inline bool is_precision_factor(MvnMatrix m) { return m == MvnMatrix::PrecisionTril || m == MvnMatrix::Precision; }
+
+// The recorded op: log N(x; loc, matrix) for d <= 8. `factor` holds the lower factor's values
+// (the matrix itself for the triangular forms, simd_factorise's factor for the symmetric ones);
+// gradients go to loc, matrix and x. First order runs simd_backward; a recorded backward
+// (create_graph) uses closed forms written with differentiable ops, so second order is exact.
+// x must be finite (checked only when a log_prob comes out non-finite).
+Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind);
+
+// The Cholesky factor of a batch of symmetric d x d matrices (d <= 8), recorded as potrf of A,
+// with its report; nullopt when d > 8 or some matrix is not positive definite (the caller then
+// runs the reference factorisation under its failure policy, which reports as before).
+std::optional<Factorisation> simd_factorise(const Tensor& A);
+
+struct MvnPass {
+  const MvnBatch* batch = nullptr;
+  MvnMatrix matrix = MvnMatrix::ScaleTril;
+  const double* loc = nullptr;
+  const double* factor = nullptr;  // [factor_count, d, d], lower triangle read
+  const double* x = nullptr;
+  double* out = nullptr;        // forward: [count]
+  const double* g = nullptr;    // backward: [count]
+  double* gloc = nullptr;       // backward outputs; null when not needed. Inputs read through an
+  double* gmatrix = nullptr;    // offset list must arrive zero-filled (they are accumulated);
+  double* gx = nullptr;         // the others are written once, whole.
+};
+
+// Samples [begin, end). Returns false when some log_prob came out NaN or infinite (then the
+// caller checks x, the only input not validated before, and throws if it is not finite).
+bool simd_forward(const MvnPass& p, int64_t begin, int64_t end);
+
+// Samples [begin, end). An input shared by every sample (one loc, one matrix or one x for the
+// whole batch) gets its gradient summed over the range into `shared` (2d + d*d values:
+// loc, x, matrix; each written, not added), and the caller writes it; the rest is written
+// straight into the gradient buffers.
+void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared);
+
+// Cholesky factors of `count` symmetric d x d matrices (lower triangle read, upper of L set to
+// 0). Returns false if any is not positive definite (the caller then reruns the reference
+// factorisation, which names the batch element and minor). min_pivot: smallest diagonal of L.
+bool simd_cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot);
+
+// Validation scans: every value finite; every d x d matrix lower triangular with a positive
+// diagonal. Both only answer yes or no; the reference checks locate the culprit.
+bool simd_all_finite(const double* p, int64_t n);
+bool simd_lower_positive(const double* L, int64_t d, int64_t count);
+
+// For tests: the SIMD targets compiled in and supported by this machine, and forcing one (0
+// restores the best).
+std::vector<int64_t> simd_targets();
+std::string simd_target_name(int64_t target);
+void simd_use_target(int64_t target);
+
+}  // namespace cholla::dist::detail

@@ -1,0 +1,248 @@
+// The across-the-batch SIMD MVN kernels (distributions/mvn_simd.cpp) against the reference
+// paths they replace: the log-density composed from linalg ops (potrf for the symmetric forms)
+// and linalg::potrf, under EVERY SIMD target compiled in and supported by this machine.
+#include <cmath>
+#include <limits>
+
+#include "../linalg/linalg_helpers.hpp"
+#include "distributions/factorise.hpp"
+#include "distributions/mvn_simd.hpp"
+
+using namespace cholla;
+using dist::MultivariateNormal;
+using dist::detail::MvnMatrix;
+
+namespace {
+
+// Runs `body` once per SIMD target (AVX-512, AVX2, SSE4, ..., the scalar baseline), then
+// restores the best one.
+template <class Body>
+void for_each_target(Body&& body) {
+  const std::vector<int64_t> targets = dist::detail::simd_targets();
+  REQUIRE(!targets.empty());
+  for (int64_t t : targets) {
+    dist::detail::simd_use_target(t);
+    const std::string target = dist::detail::simd_target_name(t);
+    CAPTURE(target);
+    body();
+  }
+  dist::detail::simd_use_target(0);
+}
+
+bool symmetric(MvnMatrix k) { return k == MvnMatrix::Covariance || k == MvnMatrix::Precision; }
+
+// max |a - b| <= tol * max(1, max |b|): relative to the size of the reference, so the same
+// tolerance holds at scales 1e-300 and 1e300.
+void check_relative(const Tensor& a, const Tensor& b, double tol) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0.0, size = 1.0;
+  for (size_t i = 0; i < a.data().size(); ++i) {
+    worst = std::max(worst, std::abs(a.data()[i] - b.data()[i]));
+    size = std::max(size, std::abs(b.data()[i]));
+  }
+  CHECK_MESSAGE(worst <= tol * size, "max |a - b| = ", worst, " against max |b| = ", size);
+}
+
+// A lower factor with diagonal in [1, 2] times `scale`, and the matrix of kind `k` built from it.
+Tensor make_matrix(MvnMatrix k, const Shape& batch, int64_t d, double scale, uint64_t seed) {
+  NoGrad guard;
+  Tensor L = test::triangular(batch, d, true, seed) * scale;
+  if (!symmetric(k)) return L;
+  Tensor S = linalg::syrk(L);
+  return 0.5 * (S + transpose(S));
+}
+
+// The SIMD op and the reference agree on values and on every first-order gradient.
+void compare(MvnMatrix kind, Tensor loc, Tensor matrix, Tensor x, double tol = 1e-11) {
+  loc = loc.detach().requires_grad(true);
+  matrix = matrix.detach().requires_grad(true);
+  x = x.detach().requires_grad(true);
+  const bool precision = kind == MvnMatrix::PrecisionTril || kind == MvnMatrix::Precision;
+  Tensor factor = matrix;
+  if (symmetric(kind)) {
+    auto f = dist::detail::simd_factorise(matrix);
+    REQUIRE(f.has_value());
+    test::check_close(f->factor, linalg::potrf(matrix), 1e-12 * std::abs(linalg::potrf(matrix).data()[0]));
+    factor = f->factor;
+  }
+  Tensor lp = dist::detail::simd_log_prob(loc, matrix, factor, x, kind);
+  Tensor ref = dist::detail::composed_log_prob(loc, symmetric(kind) ? linalg::potrf(matrix) : matrix, x, precision);
+  check_relative(lp, ref, tol);
+  Tensor w = test::uniform(lp.shape(), -1, 1, 99);
+  auto got = grad({sum(lp * w)}, {loc, matrix, x}, {.retain_graph = true});
+  auto want = grad({sum(ref * w)}, {loc, matrix, x});
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    check_relative(got[i], want[i], tol);
+  }
+}
+
+constexpr MvnMatrix kKinds[] = {MvnMatrix::ScaleTril, MvnMatrix::PrecisionTril, MvnMatrix::Covariance,
+                                MvnMatrix::Precision};
+
+// x = loc + noise on the scale of the distribution (so |w| stays O(1) at any scale).
+Tensor sample_like(MvnMatrix kind, const Tensor& loc, const Shape& shape, double scale, uint64_t seed) {
+  const bool precision = kind == MvnMatrix::PrecisionTril || kind == MvnMatrix::Precision;
+  NoGrad guard;
+  return loc + test::uniform(shape, -2, 2, seed) * (precision ? 1.0 / scale : scale);
+}
+
+}  // namespace
+
+TEST_CASE("simd log_prob equals the composed path: every kind, d = 1..8, N around the vector width") {
+  for_each_target([] {
+    for (MvnMatrix kind : kKinds)
+      for (int64_t d : {1, 2, 3, 4, 5, 8})
+        for (int64_t n : {1, 2, 3, 7, 8, 9, 17}) {
+          CAPTURE(static_cast<int>(kind));
+          CAPTURE(d);
+          CAPTURE(n);
+          const auto seed = static_cast<uint64_t>(d * 100 + n);
+          Tensor loc = test::uniform({n, d}, -1, 1, seed);
+          compare(kind, loc, make_matrix(kind, {n}, d, 1.0, seed + 1), sample_like(kind, loc, {n, d}, 1.0, seed + 2));
+        }
+  });
+}
+
+TEST_CASE("simd log_prob at tiny and huge scales (the one-log log-determinant cannot overflow)") {
+  for_each_target([] {
+    for (MvnMatrix kind : kKinds)
+      for (double scale : {1e-300, 1e-150, 1e-100, 1e100, 1e150, 1e300}) {
+        // S = L L^T must stay representable for the symmetric forms.
+        if (symmetric(kind) && std::abs(std::log10(scale)) > 100) continue;
+        for (int64_t d : {1, 3, 8}) {
+          CAPTURE(static_cast<int>(kind));
+          CAPTURE(scale);
+          CAPTURE(d);
+          Tensor loc = test::uniform({11, d}, -1, 1, 5);
+          compare(kind, loc, make_matrix(kind, {11}, d, scale, 6), sample_like(kind, loc, {11, d}, scale, 7), 1e-10);
+        }
+      }
+    // Diagonal entries spread over 600 orders of magnitude in one factor.
+    Tensor diag = Tensor::from({1, 4}, {1e-300, 1e300, 1e-200, 3.0});
+    Tensor L = linalg::makediag(diag);
+    Tensor x = Tensor::from({1, 4}, {2e-300, -1e300, 5e-201, 1.0});
+    compare(MvnMatrix::ScaleTril, Tensor::zeros({1, 4}), L, x, 1e-10);
+  });
+}
+
+TEST_CASE("simd log_prob with broadcast inputs: shared factor, shared loc, shared x, offset lists") {
+  for_each_target([] {
+    for (MvnMatrix kind : kKinds)
+      for (int64_t d : {1, 3, 6}) {
+        CAPTURE(static_cast<int>(kind));
+        CAPTURE(d);
+        const int64_t n = 13;
+        Tensor many_loc = test::uniform({n, d}, -1, 1, 40);
+        Tensor many_x = test::uniform({n, d}, -2, 2, 41);
+        Tensor one_loc = test::uniform({d}, -1, 1, 42);
+        Tensor one_x = test::uniform({d}, -2, 2, 43);
+        compare(kind, many_loc, make_matrix(kind, {}, d, 1.0, 44), many_x);         // one matrix for all
+        compare(kind, one_loc, make_matrix(kind, {n}, d, 1.0, 45), many_x);         // one loc
+        compare(kind, many_loc, make_matrix(kind, {n}, d, 1.0, 46), one_x);         // one x
+        compare(kind, one_loc, make_matrix(kind, {1}, d, 1.0, 47), one_x);          // a single sample
+        // x [5, 1, d] against 3 distributions: loc and matrix read through offset lists.
+        compare(kind, test::uniform({3, d}, -1, 1, 48), make_matrix(kind, {3}, d, 1.0, 49),
+                test::uniform({5, 1, d}, -2, 2, 50));
+        compare(kind, test::uniform({5, 1, d}, -1, 1, 51), make_matrix(kind, {1, 3}, d, 1.0, 52),
+                test::uniform({3, d}, -2, 2, 53));
+      }
+  });
+}
+
+TEST_CASE("simd_cholesky equals potrf; a matrix that is not positive definite is reported") {
+  for_each_target([] {
+    for (int64_t d = 1; d <= 8; ++d)
+      for (int64_t n : {1, 5, 8, 19}) {
+        CAPTURE(d);
+        CAPTURE(n);
+        Tensor A = test::spd({n}, d, static_cast<uint64_t>(60 + d));
+        Tensor L = Tensor::empty(A.shape());
+        double min_pivot = 0.0;
+        REQUIRE(dist::detail::simd_cholesky(A.data().data(), d, n, L.mutable_data().data(), min_pivot));
+        Tensor ref = linalg::potrf(A);
+        test::check_close(L, ref, 1e-13);
+        const std::vector<double> pivots = linalg::extractdiag(ref).to_vector();
+        CHECK(min_pivot == doctest::Approx(*std::min_element(pivots.begin(), pivots.end())));
+        // Break one matrix, in the last lane: the kernel says so, and from_covariance reports
+        // the batch element and the minor as the reference factorisation does.
+        Tensor B = A.clone();
+        B.mutable_data()[static_cast<size_t>((n - 1) * d * d + (d - 1) * d + (d - 1))] = -1.0;
+        CHECK_FALSE(dist::detail::simd_cholesky(B.data().data(), d, n, L.mutable_data().data(), min_pivot));
+        CHECK_FALSE(dist::detail::simd_factorise(B).has_value());
+        try {
+          (void)MultivariateNormal::from_covariance(Tensor::zeros({d}), B);
+          FAIL("expected NotPositiveDefinite");
+        } catch (const NotPositiveDefinite& e) {
+          CHECK(e.flat_batch_index() == n - 1);
+          CHECK(e.minor_order() == d);
+        }
+      }
+  });
+}
+
+TEST_CASE("simd validation scans: a NaN, an Inf or a bad entry anywhere, including the tail") {
+  for_each_target([] {
+    for (int64_t n : {1, 2, 7, 8, 9, 23}) {
+      std::vector<double> v(static_cast<size_t>(n), 1.5);
+      CHECK(dist::detail::simd_all_finite(v.data(), n));
+      for (int64_t at = 0; at < n; ++at)
+        for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()}) {
+          std::vector<double> w = v;
+          w[static_cast<size_t>(at)] = bad;
+          CHECK_FALSE(dist::detail::simd_all_finite(w.data(), n));
+        }
+    }
+    for (int64_t d : {1, 2, 3, 8})
+      for (int64_t count : {1, 3, 9}) {
+        CAPTURE(d);
+        CAPTURE(count);
+        Tensor L = test::triangular({count}, d, true, 70);
+        CHECK(dist::detail::simd_lower_positive(L.data().data(), d, count));
+        for (int64_t k = 0; k < count * d * d; ++k) {
+          const int64_t r = (k % (d * d)) / d, c = k % d;
+          if (c < r) continue;  // the strict lower part may hold anything
+          std::vector<double> w = L.to_vector();
+          w[static_cast<size_t>(k)] = c == r ? 0.0 : 1e-300;  // zero pivot, or a nonzero upper entry
+          CHECK_FALSE(dist::detail::simd_lower_positive(w.data(), d, count));
+        }
+      }
+  });
+}
+
+TEST_CASE("simd log_prob: a non-finite x is a DomainError naming its batch element; a finite x never is") {
+  for_each_target([] {
+    Tensor L = test::triangular({}, 3, true, 80);
+    auto mvn = MultivariateNormal::from_scale_tril(Tensor::zeros({3}), L);
+    for (int64_t at : {0, 8, 10}) {
+      std::vector<double> v(11 * 3, 0.25);
+      v[static_cast<size_t>(at * 3 + 1)] = std::numeric_limits<double>::quiet_NaN();
+      try {
+        (void)mvn.log_prob(Tensor::from({11, 3}, v));
+        FAIL("expected DomainError");
+      } catch (const DomainError& e) {
+        CHECK(e.batch_index() == std::vector<int64_t>{at});
+      }
+    }
+    // Huge but finite: log_prob is -inf, not an error.
+    Tensor lp = mvn.log_prob(Tensor::from({1, 3}, {1e300, -1e300, 1e300}));
+    CHECK(lp.item() == -std::numeric_limits<double>::infinity());
+  });
+}
+
+TEST_CASE("simd log_prob through MultivariateNormal: second order keeps the composed path") {
+  for_each_target([] {
+    Tensor x = test::uniform({4, 2}, -2, 2, 90);
+    Tensor loc = test::uniform({4, 2}, -1, 1, 91);
+    Tensor S = test::spd({4}, 2, 92);
+    const GradcheckOptions sym{.structure = {Structure::General, Structure::Symmetric, Structure::General}};
+    test::check_gradients([](const std::vector<Tensor>& v) {
+      return MultivariateNormal::from_covariance(v[0], v[1]).log_prob(v[2]);
+    }, {loc, S, x}, sym);
+    // entropy differentiates through the factor simd_factorise recorded as potrf of P.
+    test::check_gradients([](const std::vector<Tensor>& v) {
+      return MultivariateNormal::from_precision(Tensor::zeros({2}), v[0]).entropy();
+    }, {S}, {.structure = {Structure::Symmetric}});
+  });
+}
