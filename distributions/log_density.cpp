@@ -194,17 +194,19 @@ Tensor cholesky_backward(const Tensor& L, const Tensor& G) {
   return linalg::trsm(L, Y, {.rightside = true, .alpha = 0.5});
 }
 
-std::optional<Factorisation> simd_factorise(const Tensor& A) {
+std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry) {
   const int64_t d = A.size(-1);
   if (d > kMaxFusedDim) return std::nullopt;
   const Shape batch(A.shape().begin(), A.shape().end() - 2);
   Tensor L = Tensor::empty(A.shape());
-  double min_pivot = 0.0;
-  if (!simd_cholesky(A.data().data(), d, numel(batch), L.mutable_data().data(), min_pivot)) return std::nullopt;
+  const CholeskyPass pass{.A = A.data().data(), .d = d, .count = numel(batch), .L = L.mutable_data().data(),
+                          .check_symmetry = symmetry.on, .symmetry_rtol = symmetry.rtol,
+                          .symmetry_atol = symmetry.atol};
+  if (!simd_cholesky(pass)) return std::nullopt;
   Factorisation f;
   f.report.batch_shape = batch;
   f.report.mask = Tensor::ones(batch);
-  f.report.min_pivot = min_pivot;
+  f.report.min_pivot = pass.min_pivot;
   // Recorded as potrf of A: rsample, entropy, covariance() ... differentiate through it.
   f.factor = record("potrf", {A}, L, [L](const Tensor& G, Needs) { return Grads{cholesky_backward(L, G)}; });
   return f;

@@ -42,18 +42,19 @@ namespace {
 
 // The two triangular forms: the factor is used as given.
 MultivariateNormal::Parts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
-  validation::check_parameters(loc, F, who, arg);
-  if (o.validate) validation::check_lower_positive_diagonal(F, who, arg);
+  validation::check_parameters(loc, F, who, arg, o.validate);
   return {std::move(loc), std::move(F), {}, Tensor()};
 }
 
 // The two symmetric forms: factorised once with potrf under the failure policy.
 MultivariateNormal::Parts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
   validation::check_parameters(loc, A, who, arg);
+  // d <= 8, all symmetric (when validating) and positive definite: checked and factorised in
+  // one SIMD pass, and log_prob differentiates A directly (no potrf backward). Otherwise the
+  // reference check and the failure policy decide, exactly as documented.
+  if (auto fast = detail::simd_factorise(A, {o.validate, o.symmetry_rtol, o.symmetry_atol}))
+    return {std::move(loc), std::move(fast->factor), std::move(fast->report), A};
   if (o.validate) validation::check_symmetric(A, o.symmetry_rtol, o.symmetry_atol, who, arg);
-  // d <= 8, all positive definite: factorised by the SIMD kernel, and log_prob differentiates
-  // A directly (no potrf backward). Otherwise the failure policy decides, as documented.
-  if (auto fast = detail::simd_factorise(A)) return {std::move(loc), std::move(fast->factor), std::move(fast->report), A};
   Factorisation f = factorise(A, o.on_failure, who, arg);
   return {std::move(loc), std::move(f.factor), std::move(f.report), Tensor()};
 }

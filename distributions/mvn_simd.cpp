@@ -128,10 +128,30 @@ HWY_INLINE V load_g(const double* g, int64_t i0, int64_t n) {
   return hn::Load(df, tail);
 }
 
+// 1 / F_ii for every i. Divisions are the slowest vector instructions here, so when every
+// entry of the block lies in [2^-100, 2^100] (no partial product can leave the normal range)
+// one division serves all: 1/F_ii = (prod_{j<i} F_jj) (prod_{j>i} F_jj) / prod_j F_jj.
 template <int D>
 HWY_INLINE void reciprocal_diagonal(const Vecs<Block<D>::kTri>& F, Vecs<D>& inv) {
   const DF df;
-  for (int i = 0; i < D; ++i) inv.set(i, hn::Div(hn::Set(df, 1.0), F[tri(i, i)]));
+  const V one = hn::Set(df, 1.0);
+  V smallest = F[0], largest = F[0];
+  for (int i = 1; i < D; ++i) {
+    smallest = hn::Min(smallest, F[tri(i, i)]);
+    largest = hn::Max(largest, F[tri(i, i)]);
+  }
+  if (D == 1 || !hn::AllTrue(df, hn::And(hn::Ge(smallest, hn::Set(df, 0x1p-100)), hn::Le(largest, hn::Set(df, 0x1p100))))) {
+    for (int i = 0; i < D; ++i) inv.set(i, hn::Div(one, F[tri(i, i)]));
+    return;
+  }
+  Vecs<D> before;  // prod_{j<i} F_jj
+  before.set(0, one);
+  for (int i = 1; i < D; ++i) before.set(i, hn::Mul(before[i - 1], F[tri(i - 1, i - 1)]));
+  V after = hn::Div(one, hn::Mul(before[D - 1], F[tri(D - 1, D - 1)]));  // (prod_{j>i} F_jj) / prod
+  for (int i = D - 1; i >= 0; --i) {
+    inv.set(i, hn::Mul(before[i], after));
+    after = hn::Mul(after, F[tri(i, i)]);
+  }
 }
 
 // r = x - loc and w (L^{-1} r, or M^T r for a precision factor); returns |w|^2.
@@ -215,7 +235,7 @@ bool forward(const MvnPass& p, int64_t begin, int64_t end) {
 template <int N>
 class GradientSink {
  public:
-  GradientSink(double* dst, Place at, double sign) : dst_(dst), at_(at), sign_(sign) {
+  GradientSink(double* dst, const BlockIndex& at, double sign) : dst_(dst), at_(at), sign_(sign) {
     for (int e = 0; e < N; ++e) sum_.set(e, hn::Zero(DF()));
   }
   bool active() const { return dst_ != nullptr; }
@@ -223,14 +243,21 @@ class GradientSink {
   template <class Get>
   HWY_INLINE void put(int64_t i0, int64_t n, Get&& get, const bool* mask = nullptr) {
     const DF df;
-    if (at_.shared()) {
+    const Place& place = at_.place();
+    if (place.shared()) {
       for (int e = 0; e < N; ++e) sum_.set(e, hn::Add(sum_[e], get(e)));
       return;
     }
-    for (int e = 0; e < N; ++e) hn::Store(hn::Mul(hn::Set(df, sign_), get(e)), df, block_[e]);
-    for (int64_t l = 0; l < n; ++l) {
-      double* out = dst_ + at_(i0 + l);
-      if (at_.listed()) {
+    const V sign = hn::Set(df, sign_);
+    if (!place.listed() && n == static_cast<int64_t>(hn::Lanes(df))) {  // distinct samples: scatter
+      const VI index = at_(i0, n);
+      for (int e = 0; e < N; ++e) hn::ScatterIndex(hn::Mul(sign, get(e)), df, dst_ + e, index);
+      return;
+    }
+    for (int e = 0; e < N; ++e) hn::Store(hn::Mul(sign, get(e)), df, block_[e]);
+    for (int64_t l = 0; l < n; ++l) {  // the tail, or samples that may share an element
+      double* out = dst_ + place(i0 + l);
+      if (place.listed()) {
         for (int e = 0; e < N; ++e)
           if (mask == nullptr || mask[e]) out[e] += block_[e][l];
       } else {
@@ -239,14 +266,14 @@ class GradientSink {
     }
   }
   void finish(double* shared) const {
-    if (!active() || !at_.shared()) return;
+    if (!active() || !at_.place().shared()) return;
     const DF df;
     for (int e = 0; e < N; ++e) shared[e] = sign_ * hn::GetLane(hn::SumOfLanes(df, sum_[e]));
   }
 
  private:
   double* dst_;
-  Place at_;
+  const BlockIndex& at_;
   double sign_;
   Vecs<N> sum_;
   HWY_ALIGN double block_[N][kMaxLanes];
@@ -261,8 +288,8 @@ void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   const size_t lanes = hn::Lanes(df);
   const BatchIndex at(*p.batch);
   const V half = hn::Set(df, 0.5);
-  GradientSink<D> gloc(p.gloc, at.loc.place(), 1.0), gx(p.gx, at.x.place(), -1.0);
-  GradientSink<D * D> gmatrix(p.gmatrix, at.factor.place(), 1.0);
+  GradientSink<D> gloc(p.gloc, at.loc, 1.0), gx(p.gx, at.x, -1.0);
+  GradientSink<D * D> gmatrix(p.gmatrix, at.factor, 1.0);
   bool lower[D * D];
   for (int k = 0; k < D * D; ++k) lower[k] = kSymmetric || k % D <= k / D;
   for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
@@ -335,44 +362,60 @@ void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   gmatrix.finish(shared + 2 * D);
 }
 
+// The Cholesky factorisation of one block of matrices, and (when asked) the symmetry check
+// |A - A^T| <= atol + rtol max|A| on the same loaded values.
 template <int D>
-bool cholesky(const double* A, int64_t count, double* L, double& min_pivot) {
+bool cholesky(const CholeskyPass& p) {
   constexpr int kTri = D * (D + 1) / 2;
   const DF df;
   const size_t lanes = hn::Lanes(df);
+  const std::vector<int64_t> none;
+  const BlockIndex at(Place{&none, D * D});
+  const V zero = hn::Zero(df), rtol = hn::Set(df, p.symmetry_rtol), atol = hn::Set(df, p.symmetry_atol);
   V ok = hn::Set(df, 1.0), smallest = hn::Set(df, std::numeric_limits<double>::infinity());
   HWY_ALIGN double block[kTri][kMaxLanes];
-  for (int64_t i0 = 0; i0 < count; i0 += static_cast<int64_t>(lanes)) {
-    const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), count - i0);
-    for (size_t l = 0; l < lanes; ++l) {
-      const double* a = A + (i0 + std::min<int64_t>(static_cast<int64_t>(l), n - 1)) * D * D;
+  for (int64_t i0 = 0; i0 < p.count; i0 += static_cast<int64_t>(lanes)) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), p.count - i0);
+    const VI index = at(i0, n);
+    Vecs<kTri> A, F;
+    for (int r = 0; r < D; ++r)
+      for (int c = 0; c <= r; ++c) A.set(tri(r, c), hn::GatherIndex(df, p.A + r * D + c, index));
+    if (p.check_symmetry) {
+      V largest = zero, worst = zero;
       for (int r = 0; r < D; ++r)
-        for (int c = 0; c <= r; ++c) block[tri(r, c)][l] = a[r * D + c];
+        for (int c = 0; c <= r; ++c) {
+          largest = hn::Max(largest, hn::Abs(A[tri(r, c)]));
+          if (c == r) continue;
+          const V upper = hn::GatherIndex(df, p.A + c * D + r, index);
+          largest = hn::Max(largest, hn::Abs(upper));
+          worst = hn::Max(worst, hn::Abs(hn::Sub(A[tri(r, c)], upper)));
+        }
+      // Same expression as the reference check (no fused multiply-add), so the same verdict.
+      ok = hn::IfThenElseZero(hn::Le(worst, hn::Add(atol, hn::Mul(rtol, largest))), ok);
     }
-    Vecs<kTri> F;
     for (int j = 0; j < D; ++j) {
-      V pivot = hn::Load(df, block[tri(j, j)]);
+      V pivot = A[tri(j, j)];
       for (int k = 0; k < j; ++k) pivot = hn::NegMulAdd(F[tri(j, k)], F[tri(j, k)], pivot);
-      ok = hn::IfThenElseZero(hn::Gt(pivot, hn::Zero(df)), ok);
+      ok = hn::IfThenElseZero(hn::Gt(pivot, zero), ok);
       const V root = hn::Sqrt(pivot);
       smallest = hn::Min(smallest, root);
       F.set(tri(j, j), root);
       const V inv = hn::Div(hn::Set(df, 1.0), root);
       for (int i = j + 1; i < D; ++i) {
-        V acc = hn::Load(df, block[tri(i, j)]);
+        V acc = A[tri(i, j)];
         for (int k = 0; k < j; ++k) acc = hn::NegMulAdd(F[tri(i, k)], F[tri(j, k)], acc);
         F.set(tri(i, j), hn::Mul(acc, inv));
       }
     }
     for (int t = 0; t < kTri; ++t) hn::Store(F[t], df, block[t]);
     for (int64_t l = 0; l < n; ++l) {
-      double* out = L + (i0 + l) * D * D;
+      double* out = p.L + (i0 + l) * D * D;
       for (int r = 0; r < D; ++r)
         for (int c = 0; c < D; ++c) out[r * D + c] = c <= r ? block[tri(r, c)][l] : 0.0;
     }
   }
-  min_pivot = hn::GetLane(hn::MinOfLanes(df, smallest));
-  return hn::AllTrue(df, hn::Gt(ok, hn::Zero(df)));
+  p.min_pivot = hn::GetLane(hn::MinOfLanes(df, smallest));
+  return hn::AllTrue(df, hn::Gt(ok, zero));
 }
 
 template <class F>
@@ -411,8 +454,8 @@ void Backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   });
 }
 
-bool Cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot) {
-  return with_dim(d, [&](auto dim) { return cholesky<dim.value>(A, count, L, min_pivot); });
+bool Cholesky(const CholeskyPass& p) {
+  return with_dim(p.d, [&](auto dim) { return cholesky<dim.value>(p); });
 }
 
 bool AllFinite(const double* p, int64_t n) {
@@ -426,32 +469,35 @@ bool AllFinite(const double* p, int64_t n) {
   return ok;
 }
 
-// Position k of a matrix must be 0 (strict upper), positive (diagonal) or anything: one
-// pattern covering `lanes` consecutive matrices lines up with whole vectors.
-bool LowerPositive(const double* L, int64_t d, int64_t count) {
+// Every entry finite, and position k of a matrix 0 (strict upper), positive (diagonal) or
+// anything: one pattern covering `lanes` consecutive matrices lines up with whole vectors.
+// d > 8 takes the scalar loop only.
+bool FiniteLowerPositive(const double* L, int64_t d, int64_t count) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), size = d * d, period = size * lanes;
   HWY_ALIGN double zero_wanted[kMaxLanes * 64], positive_wanted[kMaxLanes * 64];
-  for (int64_t k = 0; k < period; ++k) {
+  for (int64_t k = 0; d <= 8 && k < period; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
     zero_wanted[k] = c > r ? 1.0 : 0.0;
     positive_wanted[k] = c == r ? 1.0 : 0.0;
   }
   const V zero = hn::Zero(df);
   auto bad = hn::Lt(zero, zero);
+  V check = zero;  // x * 0 is NaN exactly when x is not finite
   int64_t m = 0;
-  for (; m + lanes <= count; m += lanes)
+  for (; d <= 8 && m + lanes <= count; m += lanes)
     for (int64_t k = 0; k < period; k += lanes) {
       const V v = hn::LoadU(df, L + m * size + k);
+      check = hn::Add(check, hn::Mul(v, zero));
       const auto upper = hn::Gt(hn::Load(df, zero_wanted + k), zero);
       const auto diagonal = hn::Gt(hn::Load(df, positive_wanted + k), zero);
       bad = hn::Or(bad, hn::And(upper, hn::Ne(v, zero)));
       bad = hn::Or(bad, hn::AndNot(hn::Gt(v, zero), diagonal));
     }
-  bool ok = hn::AllFalse(df, bad);
+  bool ok = hn::AllFalse(df, bad) && hn::AllTrue(df, hn::Eq(check, zero));
   for (int64_t k = m * size; k < count * size; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
-    ok = ok && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
+    ok = ok && std::isfinite(L[k]) && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
   }
   return ok;
 }
@@ -467,7 +513,7 @@ HWY_EXPORT(Forward);
 HWY_EXPORT(Backward);
 HWY_EXPORT(Cholesky);
 HWY_EXPORT(AllFinite);
-HWY_EXPORT(LowerPositive);
+HWY_EXPORT(FiniteLowerPositive);
 
 bool simd_forward(const MvnPass& p, int64_t begin, int64_t end) {
   return HWY_DYNAMIC_DISPATCH(Forward)(p, begin, end);
@@ -477,14 +523,12 @@ void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared)
   HWY_DYNAMIC_DISPATCH(Backward)(p, begin, end, shared);
 }
 
-bool simd_cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot) {
-  return HWY_DYNAMIC_DISPATCH(Cholesky)(A, d, count, L, min_pivot);
-}
+bool simd_cholesky(const CholeskyPass& p) { return HWY_DYNAMIC_DISPATCH(Cholesky)(p); }
 
 bool simd_all_finite(const double* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(AllFinite)(p, n); }
 
-bool simd_lower_positive(const double* L, int64_t d, int64_t count) {
-  return HWY_DYNAMIC_DISPATCH(LowerPositive)(L, d, count);
+bool simd_finite_lower_positive(const double* L, int64_t d, int64_t count) {
+  return HWY_DYNAMIC_DISPATCH(FiniteLowerPositive)(L, d, count);
 }
 
 std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }

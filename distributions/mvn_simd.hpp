@@ -38,8 +38,13 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
 
 // The Cholesky factor of a batch of symmetric d x d matrices (d <= 8), recorded as potrf of A,
 // with its report; nullopt when d > 8 or some matrix is not positive definite (the caller then
-// runs the reference factorisation under its failure policy, which reports as before).
-std::optional<Factorisation> simd_factorise(const Tensor& A);
+// runs the reference checks and factorisation under its failure policy, which report as before).
+// With check_symmetry, a matrix that is not symmetric within the tolerances also gives nullopt.
+struct SymmetryCheck {
+  bool on = false;
+  double rtol = 0.0, atol = 0.0;
+};
+std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry = {});
 
 struct MvnPass {
   const MvnBatch* batch = nullptr;
@@ -65,14 +70,23 @@ bool simd_forward(const MvnPass& p, int64_t begin, int64_t end);
 void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared);
 
 // Cholesky factors of `count` symmetric d x d matrices (lower triangle read, upper of L set to
-// 0). Returns false if any is not positive definite (the caller then reruns the reference
-// factorisation, which names the batch element and minor). min_pivot: smallest diagonal of L.
-bool simd_cholesky(const double* A, int64_t d, int64_t count, double* L, double& min_pivot);
+// 0), optionally checking symmetry on the same loaded values. Returns false if any matrix is
+// not symmetric (when checked) or not positive definite: the caller then reruns the reference
+// checks and factorisation, which name the batch element and minor.
+struct CholeskyPass {
+  const double* A = nullptr;
+  int64_t d = 0, count = 0;
+  double* L = nullptr;
+  bool check_symmetry = false;  // |A - A^T| <= atol + rtol max|A|, per matrix
+  double symmetry_rtol = 0.0, symmetry_atol = 0.0;
+  mutable double min_pivot = 0.0;  // out: smallest diagonal entry of the factors
+};
+bool simd_cholesky(const CholeskyPass& p);
 
-// Validation scans: every value finite; every d x d matrix lower triangular with a positive
-// diagonal. Both only answer yes or no; the reference checks locate the culprit.
+// Validation scans: every value finite; every d x d matrix finite and lower triangular with a
+// positive diagonal. Both only answer yes or no; the reference checks locate the culprit.
 bool simd_all_finite(const double* p, int64_t n);
-bool simd_lower_positive(const double* L, int64_t d, int64_t count);
+bool simd_finite_lower_positive(const double* L, int64_t d, int64_t count);
 
 // For tests: the SIMD targets compiled in and supported by this machine, and forcing one (0
 // restores the best).

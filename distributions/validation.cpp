@@ -72,7 +72,8 @@ void check_event_dim(int64_t d, const Tensor& t, const char* who, const char* ar
 
 }  // namespace
 
-void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
+void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg,
+                      bool lower_positive) {
   if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
     throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg, shape_of(matrix)), arg,
                      {matrix.defined() ? matrix.shape() : Shape{}});
@@ -80,7 +81,12 @@ void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, 
   check_event_dim(d, matrix, who, arg);
   check_loc_against(loc, matrix, drop_last(matrix.shape(), 2), d, who, arg);
   check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
+  // Finite and triangular in one vector pass; the reference checks below locate a failure.
+  if (lower_positive && d <= detail::kMaxFusedDim &&
+      detail::simd_finite_lower_positive(matrix.data().data(), d, numel(drop_last(matrix.shape(), 2))))
+    return;
   check_finite(matrix, d * d, drop_last(matrix.shape(), 2), who, arg);
+  if (lower_positive) check_lower_positive_diagonal(matrix, who, arg);
 }
 
 void check_vector_parameters(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
@@ -139,7 +145,6 @@ void check_lower_positive_diagonal(const Tensor& L, const char* who, const char*
   const Shape batch = drop_last(L.shape(), 2);
   const double* p = L.data().data();
   const int64_t count = numel(batch);
-  if (d <= detail::kMaxFusedDim && detail::simd_lower_positive(p, d, count)) return;  // vector pre-check
   // Branch-free scan first (this runs on every distribution built); locate only on failure.
   bool bad = false;
   for (int64_t b = 0; b < count; ++b)

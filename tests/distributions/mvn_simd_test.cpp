@@ -158,17 +158,18 @@ TEST_CASE("simd_cholesky equals potrf; a matrix that is not positive definite is
         CAPTURE(n);
         Tensor A = test::spd({n}, d, static_cast<uint64_t>(60 + d));
         Tensor L = Tensor::empty(A.shape());
-        double min_pivot = 0.0;
-        REQUIRE(dist::detail::simd_cholesky(A.data().data(), d, n, L.mutable_data().data(), min_pivot));
+        const dist::detail::CholeskyPass pass{.A = A.data().data(), .d = d, .count = n, .L = L.mutable_data().data(),
+                                              .check_symmetry = true, .symmetry_rtol = 1e-6, .symmetry_atol = 1e-12};
+        REQUIRE(dist::detail::simd_cholesky(pass));
         Tensor ref = linalg::potrf(A);
         test::check_close(L, ref, 1e-13);
         const std::vector<double> pivots = linalg::extractdiag(ref).to_vector();
-        CHECK(min_pivot == doctest::Approx(*std::min_element(pivots.begin(), pivots.end())));
+        CHECK(pass.min_pivot == doctest::Approx(*std::min_element(pivots.begin(), pivots.end())));
         // Break one matrix, in the last lane: the kernel says so, and from_covariance reports
         // the batch element and the minor as the reference factorisation does.
         Tensor B = A.clone();
         B.mutable_data()[static_cast<size_t>((n - 1) * d * d + (d - 1) * d + (d - 1))] = -1.0;
-        CHECK_FALSE(dist::detail::simd_cholesky(B.data().data(), d, n, L.mutable_data().data(), min_pivot));
+        CHECK_FALSE(dist::detail::simd_cholesky({.A = B.data().data(), .d = d, .count = n, .L = L.mutable_data().data()}));
         CHECK_FALSE(dist::detail::simd_factorise(B).has_value());
         try {
           (void)MultivariateNormal::from_covariance(Tensor::zeros({d}), B);
@@ -194,18 +195,23 @@ TEST_CASE("simd validation scans: a NaN, an Inf or a bad entry anywhere, includi
           CHECK_FALSE(dist::detail::simd_all_finite(w.data(), n));
         }
     }
-    for (int64_t d : {1, 2, 3, 8})
+    for (int64_t d : {1, 2, 3, 8, 9})
       for (int64_t count : {1, 3, 9}) {
         CAPTURE(d);
         CAPTURE(count);
         Tensor L = test::triangular({count}, d, true, 70);
-        CHECK(dist::detail::simd_lower_positive(L.data().data(), d, count));
+        CHECK(dist::detail::simd_finite_lower_positive(L.data().data(), d, count));
         for (int64_t k = 0; k < count * d * d; ++k) {
           const int64_t r = (k % (d * d)) / d, c = k % d;
           if (c < r) continue;  // the strict lower part may hold anything
           std::vector<double> w = L.to_vector();
           w[static_cast<size_t>(k)] = c == r ? 0.0 : 1e-300;  // zero pivot, or a nonzero upper entry
-          CHECK_FALSE(dist::detail::simd_lower_positive(w.data(), d, count));
+          CHECK_FALSE(dist::detail::simd_finite_lower_positive(w.data(), d, count));
+        }
+        for (int64_t k = 0; k < count * d * d; ++k) {  // a NaN anywhere, the strict lower part too
+          std::vector<double> w = L.to_vector();
+          w[static_cast<size_t>(k)] = std::numeric_limits<double>::quiet_NaN();
+          CHECK_FALSE(dist::detail::simd_finite_lower_positive(w.data(), d, count));
         }
       }
   });
