@@ -1,11 +1,21 @@
 // MultivariateNormal negative log-likelihood, forward + backward, ns per sample:
 //   loss = -mean(MultivariateNormal::from_X(loc, matrix).log_prob(y)); loss.backward()
 // with one distribution per sample (loc [N, d], matrix [N, d, d]) as a network head produces,
-// for the scale_tril and covariance parameterisations. Reference (docs/design.md, 1 thread, d = 3,
-// N = 4096): PyTorch 1.13 494 / 1,160 ns per sample, target <= 35 / <= 80.
+// for the scale_tril and covariance parameterisations.
+//
+// BM_Nll* is the library as shipped (the SIMD kernels of distributions/mvn_simd.cpp for
+// d <= 8). BM_RefNll* is the same computation through the reference pieces the SIMD path
+// replaced: the scalar validation loops, potrf recorded on the tape, and the scalar fused
+// kernel (distributions/mvn_kernels.cpp). Run both interleaved for an A/B in one process:
+//   distributions_bench --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true
+// BM_Kernel* times the SIMD forward and backward kernels alone on raw buffers.
 #include <benchmark/benchmark.h>
 
 #include <cholla.hpp>
+
+#include "distributions/factorise.hpp"
+#include "distributions/mvn_simd.hpp"
+#include "distributions/validation.hpp"
 
 using namespace cholla;
 
@@ -28,34 +38,94 @@ Inputs make_inputs(int64_t n, int64_t d, bool covariance) {
           Tensor::randn({n, d}, rng)};
 }
 
-void nll(benchmark::State& state, bool covariance) {
+// Seconds per sample (printed with an SI prefix: "35n" is 35 ns).
+void per_sample(benchmark::State& state, int64_t n) {
+  state.counters["per_sample"] = benchmark::Counter(
+      static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+// The log-density as MultivariateNormal computed it before the SIMD kernels: every check a
+// scalar loop, the covariance factorised by a recorded potrf, the scalar fused kernel.
+Tensor reference_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& y, bool covariance) {
+  const char* who = "reference";
+  dist::validation::check_parameters(loc, matrix, who, "matrix");
+  Tensor factor = matrix;
+  if (covariance) {
+    dist::validation::check_symmetric(matrix, 1e-6, 1e-12, who, "matrix");
+    factor = dist::factorise(matrix, dist::Throw{}, who, "matrix").factor;
+  } else {
+    dist::validation::check_lower_positive_diagonal(matrix, who, "matrix");
+  }
+  dist::validation::check_sample(y, matrix.size(-1), who);
+  return dist::detail::fused_log_prob(loc, factor, y, false);
+}
+
+void nll(benchmark::State& state, bool covariance, bool reference) {
   const int64_t n = state.range(0), d = state.range(1);
   Inputs in = make_inputs(n, d, covariance);
   for (auto _ : state) {
-    auto mvn = covariance ? dist::MultivariateNormal::from_covariance(in.loc, in.matrix)
-                          : dist::MultivariateNormal::from_scale_tril(in.loc, in.matrix);
-    Tensor loss = -mean(mvn.log_prob(in.y));
+    Tensor lp;
+    if (reference) {
+      lp = reference_log_prob(in.loc, in.matrix, in.y, covariance);
+    } else {
+      auto mvn = covariance ? dist::MultivariateNormal::from_covariance(in.loc, in.matrix)
+                            : dist::MultivariateNormal::from_scale_tril(in.loc, in.matrix);
+      lp = mvn.log_prob(in.y);
+    }
+    Tensor loss = -mean(lp);
     loss.backward();
     in.loc.zero_grad();
     in.matrix.zero_grad();
     benchmark::DoNotOptimize(loss.item());
   }
-  // Seconds per sample (printed with an SI prefix: "35n" is 35 ns).
-  state.counters["per_sample"] = benchmark::Counter(
-      static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  per_sample(state, n);
 }
 
-void BM_NllScaleTril(benchmark::State& state) { nll(state, false); }
-void BM_NllCovariance(benchmark::State& state) { nll(state, true); }
+void BM_NllScaleTril(benchmark::State& state) { nll(state, false, false); }
+void BM_NllCovariance(benchmark::State& state) { nll(state, true, false); }
+void BM_RefNllScaleTril(benchmark::State& state) { nll(state, false, true); }
+void BM_RefNllCovariance(benchmark::State& state) { nll(state, true, true); }
+
+// The SIMD kernels alone (scale_tril form, all gradients but x): forward, then backward.
+void BM_KernelScaleTril(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1);
+  Inputs in = make_inputs(n, d, false);
+  const auto batch = dist::detail::plan_mvn_batch(in.loc, in.matrix, in.y);
+  std::vector<double> out(static_cast<size_t>(n)), g(static_cast<size_t>(n), -1.0 / static_cast<double>(n));
+  std::vector<double> gloc(static_cast<size_t>(n * d)), gm(static_cast<size_t>(n * d * d));
+  std::vector<double> shared(2 * 8 + 64);
+  dist::detail::MvnPass pass{.batch = &batch, .matrix = dist::detail::MvnMatrix::ScaleTril,
+                             .loc = in.loc.data().data(), .factor = in.matrix.data().data(),
+                             .x = in.y.data().data(), .out = out.data()};
+  for (auto _ : state) {
+    pass.g = nullptr;
+    benchmark::DoNotOptimize(dist::detail::simd_forward(pass, 0, n));
+    pass.g = g.data();
+    pass.gloc = gloc.data();
+    pass.gmatrix = gm.data();
+    dist::detail::simd_backward(pass, 0, n, shared.data());
+    pass.gloc = pass.gmatrix = nullptr;
+    benchmark::ClobberMemory();
+  }
+  per_sample(state, n);
+}
 
 void sizes(benchmark::internal::Benchmark* b) {
   for (int64_t d : {2, 3, 5, 16})
     for (int64_t n : {1, 64, 4096, 65536}) b->Args({n, d});
 }
 
+void fused_sizes(benchmark::internal::Benchmark* b) {  // the reference kernel covers d <= 8
+  for (int64_t d : {3, 5})
+    for (int64_t n : {1, 4096, 65536}) b->Args({n, d});
+}
+
 }  // namespace
 
 BENCHMARK(BM_NllScaleTril)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NllCovariance)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RefNllScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RefNllCovariance)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KernelScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
