@@ -475,26 +475,29 @@ bool AllFinite(const double* p, int64_t n) {
 bool FiniteLowerPositive(const double* L, int64_t d, int64_t count) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), size = d * d, period = size * lanes;
-  HWY_ALIGN double zero_wanted[kMaxLanes * 64], positive_wanted[kMaxLanes * 64];
-  for (int64_t k = 0; d <= 8 && k < period; ++k) {
+  const bool vectors = d <= 8 && count >= lanes;
+  // Weights per position: strict upper (must be 0), diagonal (must be positive), the rest.
+  HWY_ALIGN double upper[kMaxLanes * 64], diagonal[kMaxLanes * 64], rest[kMaxLanes * 64];
+  for (int64_t k = 0; vectors && k < period; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
-    zero_wanted[k] = c > r ? 1.0 : 0.0;
-    positive_wanted[k] = c == r ? 1.0 : 0.0;
+    upper[k] = c > r ? 1.0 : 0.0;
+    diagonal[k] = c == r ? 1.0 : 0.0;
+    rest[k] = 1.0 - diagonal[k];
   }
   const V zero = hn::Zero(df);
-  auto bad = hn::Lt(zero, zero);
-  V check = zero;  // x * 0 is NaN exactly when x is not finite
+  V check = zero;                       // x * 0 is NaN exactly when x is not finite
+  V upper_sum = zero;                   // sum |upper entries|: 0 iff all are 0
+  V pivot_min = hn::Set(df, 1.0);       // min over diagonal entries (1 elsewhere)
   int64_t m = 0;
-  for (; d <= 8 && m + lanes <= count; m += lanes)
+  for (; vectors && m + lanes <= count; m += lanes)
     for (int64_t k = 0; k < period; k += lanes) {
       const V v = hn::LoadU(df, L + m * size + k);
       check = hn::Add(check, hn::Mul(v, zero));
-      const auto upper = hn::Gt(hn::Load(df, zero_wanted + k), zero);
-      const auto diagonal = hn::Gt(hn::Load(df, positive_wanted + k), zero);
-      bad = hn::Or(bad, hn::And(upper, hn::Ne(v, zero)));
-      bad = hn::Or(bad, hn::AndNot(hn::Gt(v, zero), diagonal));
+      upper_sum = hn::MulAdd(hn::Abs(v), hn::Load(df, upper + k), upper_sum);
+      pivot_min = hn::Min(pivot_min, hn::MulAdd(v, hn::Load(df, diagonal + k), hn::Load(df, rest + k)));
     }
-  bool ok = hn::AllFalse(df, bad) && hn::AllTrue(df, hn::Eq(check, zero));
+  bool ok = hn::AllTrue(df, hn::Eq(check, zero)) && hn::AllTrue(df, hn::Eq(upper_sum, zero)) &&
+            hn::AllTrue(df, hn::Gt(pivot_min, zero));
   for (int64_t k = m * size; k < count * size; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
     ok = ok && std::isfinite(L[k]) && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
