@@ -14,8 +14,11 @@
 //
 // Every method is built from autodiff + linalg ops, so gradients (of any order) flow to loc
 // and to the matrix the distribution was built from. For d <= 8, log_prob runs as one fused
-// batched op (forward and first-order backward each one kernel); second order goes through
-// the composed ops.
+// batched op (forward and first-order backward each one SIMD pass across the batch, see
+// distributions/mvn_simd.hpp); second order goes through the composed ops. A covariance or
+// precision with d <= 8 is checked and factorised by one SIMD pass too, and log_prob then
+// differentiates the matrix directly; one that is not positive definite takes the failure
+// policy's path below.
 //
 // Gradient convention: the gradient w.r.t. a covariance or precision matrix is symmetric; the
 // gradient w.r.t. a scale_tril or precision_tril is lower triangular, whichever method used it.
