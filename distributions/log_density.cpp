@@ -161,7 +161,9 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
                .x = x.data().data(), .out = out.mutable_data().data()};
   // A NaN or infinite log_prob is the only sign of a non-finite x (loc and the matrix were
   // checked when the distribution was built); only then is x scanned, to name the culprit.
-  if (!simd_forward(pass, 0, batch->count)) validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  // (An empty batch computes nothing, so x is scanned directly.)
+  if (!simd_forward(pass, 0, batch->count) || batch->count == 0)
+    validation::check_sample(x, d, "MultivariateNormal::log_prob");
   return record("mvn_log_prob", {loc, matrix, x}, out,
                 [loc, matrix, factor, x, kind, batch](const Tensor& g, Needs needs) -> Grads {
     if (grad_enabled()) {

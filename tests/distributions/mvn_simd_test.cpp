@@ -231,6 +231,10 @@ TEST_CASE("simd log_prob: a non-finite x is a DomainError naming its batch eleme
         CHECK(e.batch_index() == std::vector<int64_t>{at});
       }
     }
+    // An empty batch computes nothing, and still rejects a non-finite x.
+    auto none = MultivariateNormal::from_scale_tril(Tensor::zeros({0, 3}), L);
+    CHECK(none.log_prob(Tensor::zeros({1, 3})).shape() == Shape{0});
+    CHECK_THROWS_AS((void)none.log_prob(Tensor::from({1, 3}, {0.0, std::nan(""), 0.0})), DomainError);
     // Huge but finite: log_prob is -inf, not an error.
     Tensor lp = mvn.log_prob(Tensor::from({1, 3}, {1e300, -1e300, 1e300}));
     CHECK(lp.item() == -std::numeric_limits<double>::infinity());
