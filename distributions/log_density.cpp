@@ -164,12 +164,14 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
   // (An empty batch computes nothing, so x is scanned directly.)
   if (!simd_forward(pass, 0, batch->count) || batch->count == 0)
     validation::check_sample(x, d, "MultivariateNormal::log_prob");
-  return record("mvn_log_prob", {loc, matrix, x}, out,
+  // Recorded backward (create_graph): closed forms written with differentiable ops.
+  auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
+    const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
+    return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
+  };
+  // Plain first order: one SIMD pass.
+  return record("mvn_log_prob", {loc, matrix, x}, out, composed,
                 [loc, matrix, factor, x, kind, batch](const Tensor& g, Needs needs) -> Grads {
-    if (grad_enabled()) {
-      const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
-      return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
-    }
     const MvnBatch& b = *batch;
     Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
     Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
