@@ -73,7 +73,7 @@ MultivariateNormal MultivariateNormal::from_scale_diag(Tensor loc, Tensor s, con
   const char* who = "MultivariateNormal::from_scale_diag";
   validation::check_vector_parameters(loc, s, who, "scale_diag");
   if (o.validate) validation::check_positive(s, who, "scale_diag");
-  return {Parts{std::move(loc), std::move(s), {}}, false, true};
+  return {Parts{std::move(loc), std::move(s), {}, Tensor()}, false, true};
 }
 
 MultivariateNormal MultivariateNormal::from_covariance(Tensor loc, Tensor S, const MvnOptions& o) {
