@@ -1,19 +1,21 @@
 #include "nn/checkpoint.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <fmt/core.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <limits>
 #include <map>
+#include <set>
 
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "nn/data/untrusted.hpp"
 
 namespace cholla::nn {
 namespace {
@@ -68,37 +70,58 @@ std::string encode(const Entries& entries) {
   throw IoError("load", fmt::format("{}: {}", path, what));
 }
 
-// Parses and verifies a whole file; every failure names what is wrong with it.
-Entries decode(const std::string& path, const std::string& in) {
-  const size_t n = in.size();
-  if (n < sizeof kMagic && std::memcmp(in.data(), kMagic, n) == 0)
+// The 32-byte header (or as much of it as the file has) against the file's real size: a file
+// whose header does not announce exactly that size is refused before the rest is read.
+void check_header(const std::string& path, const std::string& head, uint64_t n) {
+  const size_t got = head.size();
+  if (got < sizeof kMagic && std::memcmp(head.data(), kMagic, got) == 0)
     fail(path, fmt::format("truncated: {} bytes, shorter than the header.", n));
-  if (n < sizeof kMagic || std::memcmp(in.data(), kMagic, sizeof kMagic) != 0)
+  if (got < sizeof kMagic || std::memcmp(head.data(), kMagic, sizeof kMagic) != 0)
     fail(path, "not a cholla checkpoint (wrong magic number). Pass a file written by nn::save.");
   if (n < kHeader + kChecksum)
     fail(path, fmt::format("truncated: {} bytes, shorter than the header.", n));
-  const auto version = static_cast<uint32_t>(get_u(in, 8, 4));
+  const auto version = static_cast<uint32_t>(get_u(head, 8, 4));
   if (version != kCheckpointVersion)
     fail(path, fmt::format("unsupported format version {}; this build reads version {}.",
                            version, kCheckpointVersion));
-  const uint64_t declared = get_u(in, 16, 8);
+  const uint64_t declared = get_u(head, 16, 8);
   if (declared > n)
     fail(path, fmt::format("truncated: {} bytes, the header announces {}. The file was not "
                            "completely written or copied.",
                            n, declared));
   if (declared < n)
     fail(path, fmt::format("corrupted: {} bytes, the header announces {}.", n, declared));
+}
+
+// Reads a checkpoint whose header has been checked, so at most the announced size is allocated
+// (and only for a regular file: a directory or /dev/zero is refused before reading).
+std::string read_checked(const std::string& path) {
+  const data::detail::RegularFile file("load", path);
+  const uint64_t n = file.size();
+  check_header(path, file.read(0, std::min<uint64_t>(n, kHeader)), n);
+  std::string bytes = file.read_all();
+  check_header(path, bytes, bytes.size());  // the same bytes decode will check the sum of
+  return bytes;
+}
+
+// Parses and verifies a file whose header check_header accepted; every failure names what is
+// wrong with it.
+Entries decode(const std::string& path, const std::string& in) {
+  const size_t n = in.size();
   if (get_u(in, n - kChecksum, 8) != fnv1a(in.data(), n - kChecksum))
     fail(path, "corrupted: checksum mismatch. Restore the file from a backup or save again.");
 
-  // The checksum matched, so a malformed entry means a writer bug; still never read past the end.
+  // The checksum matched, so a malformed entry means a writer bug or a forged file; still never
+  // read past the end, and never build a shape the file could not hold.
   size_t at = kHeader;
   const size_t end = n - kChecksum;
+  const uint64_t capacity = (end - kHeader) / 8;  // more values than this cannot be in the file
   auto need = [&](uint64_t bytes) {
     if (bytes > end - at) fail(path, "corrupted: an entry runs past the end of the data.");
   };
   const uint64_t count = get_u(in, 24, 8);
   Entries out;
+  std::set<std::string> seen;
   for (uint64_t e = 0; e < count; ++e) {
     need(4);
     const uint64_t len = get_u(in, at, 4);
@@ -106,24 +129,41 @@ Entries decode(const std::string& path, const std::string& in) {
     need(len);
     std::string name = in.substr(at, len);
     at += len;
+    const std::string quoted = data::detail::excerpt(name);
+    if (!seen.insert(name).second) fail(path, fmt::format("corrupted: entry {} appears twice.", quoted));
     need(4);
     const uint64_t rank = get_u(in, at, 4);
     at += 4;
     need(rank * 8);
     Shape shape;
-    uint64_t count_values = 1;
+    // Product of the non-zero dimensions, bounded by the capacity so it cannot overflow: a zero
+    // dimension must not let [0, 2^40, 2^40] through.
+    uint64_t extent = 1;
+    bool empty = false;
     for (uint64_t d = 0; d < rank; ++d, at += 8) {
       const uint64_t dim = get_u(in, at, 8);
-      // Bound the running product by what the file could hold, so it cannot overflow.
-      if (dim != 0 && count_values > ((end - kHeader) / 8) / dim)
-        fail(path, "corrupted: implausible shape in entry " + name);
+      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        fail(path, fmt::format("corrupted: entry {} has dimension {} (negative).", quoted,
+                               static_cast<int64_t>(dim)));
+      if (dim != 0 && extent > capacity / dim)
+        fail(path, fmt::format("corrupted: entry {} declares dimension {} at position {}, more "
+                               "values than the file holds.",
+                               quoted, dim, d));
       shape.push_back(static_cast<int64_t>(dim));
-      count_values *= dim;
+      if (dim == 0) empty = true;
+      else extent *= dim;
     }
-    if (count_values > (end - at) / 8) fail(path, "corrupted: entry " + name + " runs past the end.");
+    const uint64_t count_values = empty ? 0 : extent;
+    if (count_values > (end - at) / 8)
+      fail(path, fmt::format("corrupted: entry {} runs past the end.", quoted));
     std::vector<double> values(count_values);
     for (auto& v : values) v = std::bit_cast<double>(get_u(in, at, 8)), at += 8;
-    out.emplace_back(std::move(name), Tensor::from(shape, std::move(values)));
+    try {
+      out.emplace_back(std::move(name), Tensor::from(shape, std::move(values)));
+    } catch (const ShapeError& e) {  // a shape the engine refuses (its own limits) is a bad file
+      fail(path, fmt::format("corrupted: entry {} has shape {}: {}", quoted, format_shape(shape),
+                             e.what()));
+    }
   }
   if (at != end) fail(path, "corrupted: bytes left over after the last entry.");
   return out;
@@ -131,40 +171,58 @@ Entries decode(const std::string& path, const std::string& in) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// Opens "<path>.tmp" under an exclusive flock: the one temporary file of `path`, shared by
+// every save of it. A save killed mid-way leaves it behind and the next save reuses (truncates)
+// it, so kills cannot pile up temporaries; the lock keeps two concurrent saves off the same
+// bytes. A save that waited for the lock may find that the holder renamed that very file over
+// `path`; it then no longer is the temporary file, and the waiter starts again on a fresh one.
+int open_temporary(const std::string& path, const std::string& tmp) {
+  for (;;) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+      throw IoError("save", fmt::format("cannot create the temporary file '{}' next to '{}': {}. "
+                                        "Check that the directory exists and is writable.",
+                                        tmp, path, errno_text()));
+    int locked;
+    do locked = ::flock(fd, LOCK_EX);
+    while (locked != 0 && errno == EINTR);
+    struct stat held {}, named {};
+    if (locked != 0 || ::fstat(fd, &held) != 0) {
+      const std::string reason = errno_text();
+      ::close(fd);
+      throw IoError("save", fmt::format("cannot lock '{}': {}. '{}' was left unchanged.", tmp,
+                                        reason, path));
+    }
+    if (::lstat(tmp.c_str(), &named) == 0 && named.st_ino == held.st_ino &&
+        named.st_dev == held.st_dev)
+      return fd;
+    ::close(fd);
+  }
+}
+
 void write_atomically(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    throw IoError("save", fmt::format("cannot create a temporary file next to '{}': {}. Check "
-                                      "that the directory exists and is writable.",
-                                      path, errno_text()));
+  const std::string tmp = path + ".tmp";
+  const int fd = open_temporary(path, tmp);
   auto abandon = [&](const std::string& what) {
     const std::string reason = errno_text();
-    ::close(fd);
     ::unlink(tmp.c_str());
-    throw IoError("save", fmt::format("{} '{}': {}. '{}' was left unchanged.", what, tmp, reason,
-                                      path));
+    ::close(fd);
+    throw IoError("save", fmt::format("{}: {}. '{}' was left unchanged.", what, reason, path));
   };
-  ::fchmod(fd, 0644);  // mkstemp creates 0600; a checkpoint is an ordinary data file
+  if (::ftruncate(fd, 0) != 0) abandon("cannot truncate '" + tmp + "'");  // a stale file from a killed save
   for (size_t done = 0; done < bytes.size();) {
     const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) abandon("cannot write");
+    if (w <= 0) abandon("cannot write '" + tmp + "'");
     done += static_cast<size_t>(w);
   }
   // Data on disk before the rename makes it visible: otherwise a crash could leave `path`
   // naming a file whose blocks were never written.
-  if (::fsync(fd) != 0) abandon("cannot flush");
-  if (::close(fd) != 0) {
-    const std::string reason = errno_text();
-    ::unlink(tmp.c_str());
-    throw IoError("save", fmt::format("cannot close '{}': {}.", tmp, reason));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = errno_text();
-    ::unlink(tmp.c_str());
-    throw IoError("save", fmt::format("cannot rename '{}' to '{}': {}.", tmp, path, reason));
-  }
+  if (::fsync(fd) != 0) abandon("cannot flush '" + tmp + "'");
+  // Renamed while the lock is held, so no other save is writing these bytes meanwhile.
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    abandon(fmt::format("cannot rename '{}' to '{}'", tmp, path));
+  ::close(fd);  // the data is durable already (fsync): nothing to report from close
   // Persist the rename itself (best effort: some file systems refuse fsync on directories).
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
@@ -181,16 +239,8 @@ Entries module_entries(const Module& module) {
   return out;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, fmt::format("cannot open: {}. Check the path.", errno_text()));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error.");
-  return bytes;
-}
-
 void do_load(Module& module, optim::Optimizer* optimizer, const std::string& path) {
-  const Entries entries = decode(path, read_all(path));
+  const Entries entries = decode(path, read_checked(path));
   std::map<std::string, Tensor> saved;
   optim::NamedTensors opt_state;
   for (const auto& [name, t] : entries) {
@@ -213,7 +263,8 @@ void do_load(Module& module, optim::Optimizer* optimizer, const std::string& pat
       bool known = false;
       for (const auto& p : params) known = known || p.first == name;
       if (!known)
-        fail(path, fmt::format("holds parameter '{}', which the module does not have.", name));
+        fail(path, fmt::format("holds parameter {}, which the module does not have.",
+                               data::detail::excerpt(name)));
     }
   if (optimizer != nullptr) {
     if (opt_state.empty())

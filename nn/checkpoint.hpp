@@ -10,11 +10,15 @@
 //   u64 checksum           FNV-1a 64 of every byte before it
 // Entry names are "module.<dotted parameter name>" and "optimizer.<state name>".
 //
-// save writes a temporary file next to `path`, fsyncs it, renames it over `path` and fsyncs the
-// directory: a crash at any point leaves either the old file or the new one, never a mix.
-// load reads and validates the whole file (magic, version, size, checksum, names and shapes
-// against the module and optimiser) before touching anything, so a bad file raises IoError
-// saying what is wrong and leaves the module and optimiser exactly as they were.
+// save writes "<path>.tmp" (under an exclusive lock, so concurrent saves of one path take
+// turns), fsyncs it, renames it over `path` and fsyncs the directory: a crash at any point
+// leaves either the old file or the new one, never a mix, plus at most that one temporary file,
+// which the next save of `path` reuses.
+// load refuses anything but a regular file (a directory, /dev/zero) and a header that does not
+// announce the file's real size before reading the rest, then validates the whole file (magic,
+// version, size, checksum, names and shapes against the module and optimiser) before touching
+// anything, so a bad file raises IoError saying what is wrong and leaves the module and
+// optimiser exactly as they were.
 #pragma once
 
 #include <cstdint>
