@@ -35,17 +35,19 @@ DataLoader::DataLoader(Tensor X, Tensor Y, const LoaderOptions& options)
   }
 }
 
+// No sum or product here can overflow, whatever batch_size (>= 1) is: (n + b - 1) / b would for
+// b near INT64_MAX, and start + b below likewise.
 int64_t DataLoader::num_batches() const {
   const int64_t n = num_rows(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  return n / b + (!options_.drop_last && n % b != 0 ? 1 : 0);
 }
 
 Batch DataLoader::batch(int64_t index) const {
   if (index < 0 || index >= num_batches())
     throw ShapeError("DataLoader", fmt::format("batch {} is out of range ({} batches).", index,
                                                num_batches()));
-  const int64_t start = index * options_.batch_size;
-  const int64_t stop = std::min(start + options_.batch_size, num_rows());
+  const int64_t start = index * options_.batch_size;  // < num_rows(), as index < num_batches()
+  const int64_t stop = start + std::min(options_.batch_size, num_rows() - start);
   const std::vector<int64_t> rows(order_.begin() + start, order_.begin() + stop);
   return {index_select(X_, 0, rows), index_select(Y_, 0, rows)};
 }

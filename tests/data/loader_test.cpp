@@ -1,5 +1,6 @@
 // data::DataLoader: coverage, order reproducibility, batch shapes, drop_last.
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "../autodiff/helpers.hpp"
@@ -90,4 +91,29 @@ TEST_CASE("loader: misuse is a typed error") {
                        ShapeError);
   CHECK_THROWS_AS(data::DataLoader(X, Y, {.batch_size = 0}), DomainError);
   CHECK_THROWS_AS(data::DataLoader(X, Y).batch(5), ShapeError);
+}
+
+TEST_CASE("loader: batch sizes up to INT64_MAX give one batch, never an overflow") {
+  const auto [X, Y] = rows(10);
+  for (int64_t batch : {int64_t{11}, int64_t{1} << 40, (int64_t{1} << 62) + 1,
+                        std::numeric_limits<int64_t>::max() - 1, std::numeric_limits<int64_t>::max()}) {
+    CAPTURE(batch);
+    data::DataLoader loader(X, Y, {.batch_size = batch, .shuffle = false});
+    CHECK(loader.num_batches() == 1);
+    const auto [xb, yb] = loader.batch(0);
+    CHECK(xb.shape() == Shape{10, 2});
+    CHECK(yb.shape() == Shape{10});
+    CHECK(visit(loader).size() == 10);
+    CHECK(data::DataLoader(X, Y, {.batch_size = batch, .drop_last = true}).num_batches() == 0);
+    CHECK_THROWS_WITH_AS(loader.batch(1), doctest::Contains("batch 1 is out of range (1 batches)"),
+                         ShapeError);
+  }
+  // The last index of a large batch count: start = index * batch_size stays exact.
+  const auto [X7, Y7] = rows(7);
+  data::DataLoader threes(X7, Y7, {.batch_size = 3, .shuffle = false});
+  CHECK(threes.num_batches() == 3);
+  CHECK(threes.batch(2).x.shape() == Shape{1, 2});
+  CHECK(threes.batch(2).x.at({0, 0}) == 6);
+  CHECK_THROWS_AS(threes.batch(-1), ShapeError);
+  CHECK_THROWS_AS(threes.batch(std::numeric_limits<int64_t>::max()), ShapeError);
 }
