@@ -4,7 +4,8 @@
 # Anything else: meson/ninja directly (see README).
 
 PACKAGES := g++ cmake pkg-config meson ninja-build libopenblas-dev liblapacke-dev \
-            libfmt-dev doctest-dev libbenchmark-dev libhwy-dev gnuplot-nox libopenmpi-dev openmpi-bin
+            libfmt-dev doctest-dev libbenchmark-dev libhwy-dev gnuplot-nox libopenmpi-dev openmpi-bin \
+            clang libfuzzer-14-dev
 BUILD := build
 ASAN_BUILD := build-asan
 

@@ -18,6 +18,14 @@ for dir in "$@"; do
   failed=$((failed + bad))
   rm -f "$log"
 done
+# libFuzzer targets (tests/fuzz/): built with clang in their own directory, a fixed number of
+# inputs each; one test per target. Skipped, and said so, only when clang++ is not installed.
+echo "== fuzz targets (${FUZZ_BUILD:-build-fuzz})"
+fuzz_log=$(mktemp)
+tests/fuzz/run.sh "${FUZZ_BUILD:-build-fuzz}" | tee "$fuzz_log"
+passed=$((passed + $(grep -c '^fuzz .*: ok' "$fuzz_log")))
+failed=$((failed + $(grep -c '^fuzz .*: FAILED' "$fuzz_log")))
+rm -f "$fuzz_log"
 # An outside program: install the release build and compile the README example with pkg-config.
 echo "== install; the README example built with pkg-config and with CMake ($1)"
 if scripts/check-install.sh "$1"; then passed=$((passed + 1)); else echo "install check FAILED"; failed=$((failed + 1)); fi
