@@ -13,6 +13,7 @@
 #include "autodiff/errors.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/parallel.hpp"
 #include "autodiff/rng.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"

@@ -1,29 +1,45 @@
-// Elementwise maths. Each op: values with a plain loop, then its derivative as ops, next to it.
+// Elementwise maths. Each op: values (SIMD kernels of vector_math.hpp for the transcendental
+// functions, plain loops for the rest), then its derivative as ops, next to it.
 #include <cmath>
 
 #include "autodiff/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
+#include "autodiff/vector_math.hpp"
 
 namespace cholla {
+namespace {
+
+// f over x through the vector kernel, chunked over the thread pool.
+Tensor map_vector(const Tensor& x, detail::UnaryFn f, double param = 0.0) {
+  Tensor out = Tensor::empty(x.shape());
+  const double* in = x.data().data();
+  double* o = out.mutable_data().data();
+  parallel_for(x.numel(), detail::kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    detail::vector_unary(f, in + begin, o + begin, end - begin, param);
+  });
+  return out;
+}
+
+}  // namespace
 
 Tensor exp(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::exp(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kExp);
   return record("exp", {x}, out, [out](const Tensor& g, Needs) { return Grads{g * out}; });
 }
 
 Tensor log(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::log(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kLog);
   return record("log", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / x}; });
 }
 
 Tensor log1p(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::log1p(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kLog1p);
   return record("log1p", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / (x + 1.0)}; });
 }
 
 Tensor sqrt(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::sqrt(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kSqrt);
   return record("sqrt", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * 0.5 / out}; });
 }
@@ -69,17 +85,13 @@ Tensor abs(const Tensor& x) {
 }
 
 Tensor tanh(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::tanh(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kTanh);
   return record("tanh", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; });
 }
 
 Tensor sigmoid(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) {
-    // Evaluate through exp(-|v|) so neither branch overflows.
-    const double e = std::exp(-std::abs(v));
-    return v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-  });
+  Tensor out = map_vector(x, detail::UnaryFn::kSigmoid);  // through exp(-|x|): no overflow
   return record("sigmoid", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; });
 }
@@ -93,7 +105,7 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor elu(const Tensor& x, double alpha) {
-  Tensor out = detail::map_unary(x, [alpha](double v) { return v > 0 ? v : alpha * std::expm1(v); });
+  Tensor out = map_vector(x, detail::UnaryFn::kElu, alpha);
   return record("elu", {x}, out, [x, out, alpha](const Tensor& g, Needs) {
     // d/dx = 1 for x > 0, alpha * exp(x) = out + alpha otherwise; written through `out` so the
     // second derivative (alpha * exp(x) on the negative side) comes out of the tape.
@@ -103,9 +115,7 @@ Tensor elu(const Tensor& x, double alpha) {
 }
 
 Tensor softplus(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) {
-    return std::max(v, 0.0) + std::log1p(std::exp(-std::abs(v)));
-  });
+  Tensor out = map_vector(x, detail::UnaryFn::kSoftplus);
   return record("softplus", {x}, out, [x](const Tensor& g, Needs) { return Grads{g * sigmoid(x)}; });
 }
 
