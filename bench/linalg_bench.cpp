@@ -158,6 +158,7 @@ void BM_gemm2(benchmark::State& state, Mode mode) {
 // Registered by hand so that each op's variants run next to each other on the same size:
 // on a shared machine, load drifts between families would otherwise skew the ratios.
 int main(int argc, char** argv) {
+  cholla::set_num_threads(1);  // single-thread figures (CPU time counts the calling thread only)
   struct Op {
     const char* name;
     void (*fn)(benchmark::State&, Mode);

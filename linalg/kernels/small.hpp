@@ -27,19 +27,27 @@ void dispatch(int64_t n, Fn&& fn) {
   }
 }
 
-void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
-void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
-void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, const double* gL,
-                    int64_t stride_g, double* gA, int64_t stride_out, int64_t batch);
-void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info);
-void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+// The entry points kernels.hpp's functions call: the batch split over the thread pool in
+// fixed chunks (autodiff/parallel.hpp), each chunk run by the SIMD kernel where there is one
+// (potrf: small_cholesky_simd.cpp; trsm, trmm: small_blas_simd.cpp) and by the reference
+// loops otherwise.
+#include "linalg/kernels/small_signatures.inc"  // IWYU pragma: export
 
-void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha,
-          const double* A, int64_t stride_a, const double* B, int64_t stride_b, double beta,
-          double* C, int64_t stride_c, int64_t batch);
+// Plain loops, one matrix at a time: the reference the SIMD kernels are tested against, and
+// the path of the ops without one.
+namespace reference {
+#include "linalg/kernels/small_signatures.inc"  // IWYU pragma: export
+}  // namespace reference
+
+// Batched across SIMD lanes (matrices transposed into lane-major blocks in cache), Highway
+// runtime dispatch. Same contracts and infos as the reference; results equal up to rounding
+// (bit-identical where the compiler does not contract multiply-adds).
+namespace simd {
+void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
 void trsm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
           const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
 void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
           const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
+}  // namespace simd
 
 }  // namespace cholla::linalg::kernels::small

@@ -196,6 +196,8 @@ struct Multiply {
 
 }  // namespace
 
+namespace reference {
+
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha,
           const double* A, int64_t stride_a, const double* B, int64_t stride_b, double beta,
           double* C, int64_t stride_c, int64_t batch) {
@@ -224,4 +226,5 @@ void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols,
                              stride_b, batch);
 }
 
+}  // namespace reference
 }  // namespace cholla::linalg::kernels::small

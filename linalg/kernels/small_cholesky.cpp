@@ -68,6 +68,8 @@ int64_t potri_one(double* a) {
 
 }  // namespace
 
+namespace reference {
+
 void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
   dispatch(n, [&](auto N) {
     if (lower)
@@ -86,4 +88,5 @@ void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int6
   });
 }
 
+}  // namespace reference
 }  // namespace cholla::linalg::kernels::small

@@ -83,6 +83,8 @@ void inverse_from_lu(double* a, const int* piv) {
 
 }  // namespace
 
+namespace reference {
+
 void getrf(int64_t n, double* A, int64_t stride, int64_t* pivots, int64_t batch, int64_t* info) {
   dispatch(n, [&](auto N) {
     for (int64_t b = 0; b < batch; ++b) {
@@ -104,4 +106,5 @@ void inverse(int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info)
   });
 }
 
+}  // namespace reference
 }  // namespace cholla::linalg::kernels::small

@@ -45,6 +45,8 @@ void one(bool lower, const double* F, const double* G, double* out) {
 
 }  // namespace
 
+namespace reference {
+
 void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, const double* gL,
                     int64_t stride_g, double* gA, int64_t stride_out, int64_t batch) {
   dispatch(n, [&](auto order) {
@@ -57,4 +59,5 @@ void potrf_backward(bool lower, int64_t n, const double* L, int64_t stride_l, co
   });
 }
 
+}  // namespace reference
 }  // namespace cholla::linalg::kernels::small
