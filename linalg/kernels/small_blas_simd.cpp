@@ -1,61 +1,16 @@
-// trsm, trmm and gemm for n <= kSmallN vectorised across the batch, as potrf is in
-// small_cholesky_simd.cpp: each SIMD lane holds one matrix of the batch. Operands are
-// transposed into lane-major buffers (entry e of every matrix of the block side by side),
-// computed with the reference loops' operations in their order (small_blas.cpp), and the
-// results transposed back. Lanes past the end of the batch compute on a copy of the last
-// matrix and are never written. Highway compiles this file once per SIMD target.
+// trsm and trmm for n <= kSmallN vectorised across the batch (helpers in
+// small_simd-inl.h): each SIMD lane holds one matrix of the batch. op(T), then one column
+// (left) or row (right) of B at a time are gathered lane-major, computed with the reference
+// loops' operations in their order (small_blas.cpp), and scattered back. Highway compiles
+// this file once per SIMD target.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "linalg/kernels/small_blas_simd.cpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
 
-#include <hwy/highway.h>
-
-#include <algorithm>
-#include <cstddef>
-
-#include "linalg/kernels/small.hpp"
+#include "linalg/kernels/small_simd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::linalg::kernels::small::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using D = hn::ScalableTag<double>;
-using V = hn::Vec<D>;
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(double);
-
-// One block of `count` (<= lanes) matrices starting at `base`, matrix l at base + l * stride.
-struct Block {
-  size_t lanes, count;
-  int64_t stride;
-  const double* matrix(const double* base, size_t l) const {
-    return base + static_cast<int64_t>(std::min(l, count - 1)) * stride;
-  }
-};
-
-// x[e * lanes + l] = entry offset(e) of matrix l, for e < entries: one gather per entry
-// (hardware gathers on AVX2 and AVX-512).
-template <class Offset>
-void gather(D d, const Block& blk, const double* base, int entries, Offset offset, double* x) {
-  const hn::RebindToSigned<D> di;
-  HWY_ALIGN int64_t start[kMaxLanes];
-  for (size_t l = 0; l < blk.lanes; ++l) start[l] = static_cast<int64_t>(std::min(l, blk.count - 1)) * blk.stride;
-  const auto first = hn::Load(di, start);
-  for (int e = 0; e < entries; ++e)
-    hn::Store(hn::GatherIndex(d, base, hn::Add(first, hn::Set(di, static_cast<int64_t>(offset(e))))), d,
-              x + static_cast<size_t>(e) * blk.lanes);
-}
-
-// The inverse for the real lanes: entry offset(e) of matrix l = x[e * lanes + l]. (Scalar:
-// AVX-512's hardware scatter measured slower here.)
-template <class Offset>
-void scatter(const Block& blk, double* base, int entries, Offset offset, const double* x) {
-  for (size_t l = 0; l < blk.count; ++l) {
-    double* m = base + static_cast<int64_t>(l) * blk.stride;
-    for (int e = 0; e < entries; ++e) m[offset(e)] = x[static_cast<size_t>(e) * blk.lanes + l];
-  }
-}
-
-// ---- trsm / trmm -------------------------------------------------------------------------
 
 // op(T) of every lane (the whole N x N, as the reference's LocalTri copies it) and, for
 // solves, the reciprocals of its diagonal.
@@ -148,12 +103,12 @@ void triangular_kernel(bool rightside, bool lower, bool transpose, int64_t m, in
   const bool eff_lower = lower != transpose;
   const int64_t other = rightside ? m : n_cols;
   dispatch(rightside ? n_cols : m, [&](auto order) {
-    constexpr int N = decltype(order)::value;
-    const auto run = [&](auto kernel) { kernel(transpose, other, alpha, T, stride_t, B, stride_b, batch); };
-    if (rightside)
-      eff_lower ? run(triangular_batch<N, true, true, Solve>) : run(triangular_batch<N, false, true, Solve>);
-    else
-      eff_lower ? run(triangular_batch<N, true, false, Solve>) : run(triangular_batch<N, false, false, Solve>);
+    with_flag(rightside, [&](auto right) {
+      with_flag(eff_lower, [&](auto eff) {
+        triangular_batch<decltype(order)::value, decltype(eff)::value, decltype(right)::value, Solve>(
+            transpose, other, alpha, T, stride_t, B, stride_b, batch);
+      });
+    });
   });
 }
 

@@ -1,57 +1,41 @@
-// potrf for n <= kSmallN vectorised across the batch: blocks of Lanes(d) matrices are
-// transposed into a lane-major buffer (entry (i, j) of every matrix of the block side by
-// side), factorised with one vector operation per scalar one of the reference loop, in the
-// same order, and transposed back. Highway compiles this file once per SIMD target.
+// potrf for n <= kSmallN vectorised across the batch (helpers in small_simd-inl.h): the
+// named triangles of a block of Lanes(d) matrices are gathered lane-major, factorised with
+// one vector operation per scalar one of the reference loop (small_cholesky.cpp), in the
+// same order, and scattered back. Highway compiles this file once per SIMD target.
 //
-// A block whose every pivot is positive is written back at once. A lane with a failing
-// pivot is left to the reference kernel on the untouched input, so infos and the partially
-// factorised matrix are exactly LAPACK's convention (small_cholesky.cpp). The last partial
-// block is padded with identity matrices, which factorise trivially and are never written.
+// A block whose every pivot is positive is written back at once. A matrix with a failing
+// pivot is left to the reference kernel on its untouched input, so infos and the partially
+// factorised matrix follow LAPACK's convention exactly as the reference does.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "linalg/kernels/small_cholesky_simd.cpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
 
-#include <hwy/highway.h>
+#include <array>
 
-#include <algorithm>
-#include <cstddef>
-
-#include "linalg/kernels/small.hpp"
+#include "linalg/kernels/small_simd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::linalg::kernels::small::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
 
-using D = hn::ScalableTag<double>;
-using V = hn::Vec<D>;
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(double);
+// Packed index of L(i, j), j <= i, in the lane-major buffer.
+constexpr int packed(int i, int j) { return i * (i + 1) / 2 + j; }
 
-// Position of L(i, j) in a row-major matrix holding L (lower) or U = L^T (upper).
+// Offsets of L(i, j) in packed order within a row-major matrix holding L (lower) or
+// U = L^T (upper).
 template <int N, bool Lower>
-constexpr int at(int i, int j) {
-  return Lower ? i * N + j : j * N + i;
+constexpr std::array<int, N * (N + 1) / 2> triangle_offsets() {
+  std::array<int, N * (N + 1) / 2> offsets{};
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j <= i; ++j) offsets[static_cast<size_t>(packed(i, j))] = Lower ? i * N + j : j * N + i;
+  return offsets;
 }
 
-// Lane-major copy of the named triangle of lanes [0, count) of the block at `a`; the lanes
-// past count (a partial last block) get the identity. Full is count == Lanes(d), known at
-// compile time so the common case has no per-element test.
-template <int N, bool Lower, bool Full>
-void load_block(D d, const double* a, int64_t stride, size_t count, double* x) {
-  const size_t lanes = hn::Lanes(d);
-  for (size_t l = 0; l < lanes; ++l) {
-    const double* m = a + static_cast<int64_t>(l) * stride;
-    for (int i = 0; i < N; ++i)
-      for (int j = 0; j <= i; ++j)
-        x[(i * N + j) * lanes + l] = Full || l < count ? m[at<N, Lower>(i, j)] : (i == j ? 1.0 : 0.0);
-  }
-}
-
-// Cholesky–Crout on the lane-major block, the reference loop's operations in its order.
-// Returns the lanes whose every pivot was positive (NaN pivots are not).
+// Cholesky–Crout on the packed lane-major block. Returns the lanes whose every pivot was
+// positive (a NaN pivot is not).
 template <int N>
-hn::Mask<D> factorise_block(D d, double* x) {
+HWY_INLINE hn::Mask<D> factorise_block(D d, double* x) {
   const size_t lanes = hn::Lanes(d);
-  const auto entry = [&](int i, int j) { return x + (i * N + j) * lanes; };
+  const auto entry = [&](int i, int j) { return x + static_cast<size_t>(packed(i, j)) * lanes; };
   const V zero = hn::Zero(d), one = hn::Set(d, 1.0);
   auto positive = hn::Gt(one, zero);  // all true
   for (int j = 0; j < N; ++j) {
@@ -75,53 +59,39 @@ hn::Mask<D> factorise_block(D d, double* x) {
 }
 
 template <int N, bool Lower>
-void store_lane(size_t lanes, const double* x, size_t l, double* m) {
-  for (int i = 0; i < N; ++i)
-    for (int j = 0; j < N; ++j) m[at<N, Lower>(i, j)] = j <= i ? x[(i * N + j) * lanes + l] : 0.0;
-}
-
-// Factorises lanes [0, count) of the block starting at matrix `a` (count <= Lanes(d)).
-template <int N, bool Lower, bool Full>
-void potrf_block(D d, double* a, int64_t stride, size_t count, int64_t* info) {
-  const size_t lanes = hn::Lanes(d);
-  HWY_ALIGN double x[N * N * kMaxLanes];  // x[(i * N + j) * lanes + l] = L(i, j) of lane l
-  load_block<N, Lower, Full>(d, a, stride, count, x);
-  const auto positive = factorise_block<N>(d, x);
-  if (HWY_LIKELY(hn::AllTrue(d, positive))) {
-    for (size_t l = 0; l < count; ++l) {
-      store_lane<N, Lower>(lanes, x, l, a + static_cast<int64_t>(l) * stride);
-      info[l] = 0;
-    }
-    return;
-  }
-  HWY_ALIGN double ok[kMaxLanes];
-  hn::Store(hn::IfThenElseZero(positive, hn::Set(d, 1.0)), d, ok);
-  for (size_t l = 0; l < count; ++l) {
-    double* m = a + static_cast<int64_t>(l) * stride;
-    if (ok[l] == 0.0) {
-      reference::potrf(Lower, N, m, stride, 1, info + l);
-    } else {
-      store_lane<N, Lower>(lanes, x, l, m);
-      info[l] = 0;
-    }
-  }
-}
-
-template <int N, bool Lower>
 void potrf_batch(double* A, int64_t stride, int64_t batch, int64_t* info) {
   const D d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  int64_t b = 0;
-  for (; b + lanes <= batch; b += lanes)
-    potrf_block<N, Lower, true>(d, A + b * stride, stride, static_cast<size_t>(lanes), info + b);
-  if (b < batch)
-    potrf_block<N, Lower, false>(d, A + b * stride, stride, static_cast<size_t>(batch - b), info + b);
+  const size_t lanes = hn::Lanes(d);
+  static constexpr auto kOffsets = triangle_offsets<N, Lower>();
+  constexpr int kEntries = N * (N + 1) / 2;
+  const auto offset = [](int e) { return kOffsets[static_cast<size_t>(e)]; };
+  for (int64_t b = 0; b < batch; b += static_cast<int64_t>(lanes)) {
+    const Block blk{lanes, static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(lanes), batch - b)), stride};
+    double* a = A + b * stride;
+    HWY_ALIGN double x[kEntries * kMaxLanes];
+    gather(d, blk, a, kEntries, offset, x);
+    const auto positive = factorise_block<N>(d, x);
+    HWY_ALIGN double ok[kMaxLanes];
+    hn::Store(hn::IfThenElseZero(positive, hn::Set(d, 1.0)), d, ok);
+    for (size_t l = 0; l < blk.count; ++l) {
+      double* m = a + static_cast<int64_t>(l) * stride;
+      if (ok[l] == 0.0) {
+        reference::potrf(Lower, N, m, stride, 1, info + b + static_cast<int64_t>(l));
+        continue;
+      }
+      for (int i = 0; i < N; ++i)  // the other triangle is zeroed, as the contract says
+        for (int j = i + 1; j < N; ++j) m[Lower ? i * N + j : j * N + i] = 0.0;
+      for (int e = 0; e < kEntries; ++e) m[offset(e)] = x[static_cast<size_t>(e) * lanes + l];
+      info[b + static_cast<int64_t>(l)] = 0;
+    }
+  }
 }
 
 void potrf_kernel(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
   dispatch(n, [&](auto order) {
-    constexpr int N = decltype(order)::value;
-    lower ? potrf_batch<N, true>(A, stride, batch, info) : potrf_batch<N, false>(A, stride, batch, info);
+    with_flag(lower, [&](auto is_lower) {
+      potrf_batch<decltype(order)::value, decltype(is_lower)::value>(A, stride, batch, info);
+    });
   });
 }
 
