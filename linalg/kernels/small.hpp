@@ -29,7 +29,7 @@ void dispatch(int64_t n, Fn&& fn) {
 
 // The entry points kernels.hpp's functions call: the batch split over the thread pool in
 // fixed chunks (autodiff/parallel.hpp), each chunk run by the SIMD kernel where there is one
-// (potrf: small_cholesky_simd.cpp; trsm, trmm: small_blas_simd.cpp) and by the reference
+// (potrf, potri: small_cholesky_simd.cpp; trsm, trmm: small_blas_simd.cpp) and by the reference
 // loops otherwise.
 #include "linalg/kernels/small_signatures.inc"  // IWYU pragma: export
 
@@ -44,6 +44,7 @@ namespace reference {
 // (bit-identical where the compiler does not contract multiply-adds).
 namespace simd {
 void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
+void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info);
 void trsm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,
           const double* T, int64_t stride_t, double* B, int64_t stride_b, int64_t batch);
 void trmm(bool rightside, bool lower, bool transpose, int64_t m, int64_t n_cols, double alpha,

@@ -45,9 +45,12 @@ void potrf(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int6
   });
 }
 
+// Lanes measured 1.5x the reference at n = 5 and 8 (batch 4096), 0.81x at n = 3, where the
+// reference's short chains already overlap.
 void potri(bool lower, int64_t n, double* A, int64_t stride, int64_t batch, int64_t* info) {
+  const auto kernel = n >= 5 ? simd::potri : reference::potri;
   parallel_for(batch, grain(cube(n)), [&](int64_t b, int64_t e) {
-    reference::potri(lower, n, A + b * stride, stride, e - b, info + b);
+    kernel(lower, n, A + b * stride, stride, e - b, info + b);
   });
 }
 

@@ -218,3 +218,50 @@ TEST_CASE("simd trsm: closed form, T = diag(2) solves to B / 2; trmm undoes trsm
     CHECK(X == B);
   });
 }
+
+TEST_CASE("simd potri: equals the reference loop; zero diagonals report info, write nothing") {
+  for_each_target([] {
+    Rng rng;
+    for (int64_t n = 1; n <= 8; ++n)
+      for (bool lower : kBools)
+        for (int64_t count : {1, 3, 9, 17}) {
+          CAPTURE(n);
+          CAPTURE(lower);
+          CAPTURE(count);
+          Vec a;
+          for (int64_t b = 0; b < count; ++b) {
+            Vec t = random_tri(rng, n, lower);
+            for (double& v : t)
+              if (std::isnan(v)) v = 3.0;  // the other triangle: never read
+            if (b % 4 == 1) t[static_cast<size_t>((n - 1) * n + (n - 1))] = 0.0;  // singular
+            a.insert(a.end(), t.begin(), t.end());
+          }
+          Vec expected = a, got = a;
+          std::vector<int64_t> ie(static_cast<size_t>(count), -1), ig(static_cast<size_t>(count), -1);
+          small::reference::potri(lower, n, expected.data(), n * n, count, ie.data());
+          small::simd::potri(lower, n, got.data(), n * n, count, ig.data());
+          CHECK(ie == ig);
+          double worst = 0.0;
+          for (size_t i = 0; i < got.size(); ++i)
+            worst = std::max(worst, std::fabs(got[i] - expected[i]) / (std::fabs(expected[i]) + 1.0));
+          CHECK(worst <= 1e-14);
+          for (int64_t b = 1; b < count; b += 4)  // singular: untouched
+            CHECK(std::equal(got.begin() + b * n * n, got.begin() + (b + 1) * n * n, a.begin() + b * n * n));
+        }
+  });
+}
+
+TEST_CASE("simd potri: closed form, diag(2, 4) gives diag(1/4, 1/16)") {
+  for_each_target([] {
+    Vec a = {2.0, 0.0, 0.0, 4.0, 2.0, 0.0, 0.0, 4.0, 2.0, 0.0, 0.0, 4.0};
+    std::vector<int64_t> info(3, -1);
+    small::simd::potri(true, 2, a.data(), 4, 3, info.data());
+    for (int b = 0; b < 3; ++b) {
+      CHECK(info[static_cast<size_t>(b)] == 0);
+      CHECK(a[static_cast<size_t>(b * 4)] == 0.25);
+      CHECK(a[static_cast<size_t>(b * 4 + 1)] == 0.0);
+      CHECK(a[static_cast<size_t>(b * 4 + 2)] == 0.0);
+      CHECK(a[static_cast<size_t>(b * 4 + 3)] == 0.0625);
+    }
+  });
+}
