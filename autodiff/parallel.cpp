@@ -37,7 +37,7 @@ struct ChunkScope {
 };
 
 struct Job {
-  detail::ChunkCall call;
+  parallel_impl::ChunkCall call;
   void* fn;
   int64_t n_items, grain, n_chunks;
   std::atomic<int64_t> next{0};  // next unclaimed chunk
@@ -117,7 +117,7 @@ class Pool {
     relate_openblas_locked();
   }
 
-  void run(int64_t n_items, int64_t grain, detail::ChunkCall call, void* fn) {
+  void run(int64_t n_items, int64_t grain, parallel_impl::ChunkCall call, void* fn) {
     auto job = std::make_shared<Job>();
     job->call = call;
     job->fn = fn;
@@ -245,9 +245,9 @@ int64_t parallel_chunk_count(int64_t n_items, int64_t grain) {
   return (n_items + grain - 1) / grain;
 }
 
-namespace detail {
-
 bool in_parallel_region() { return t_in_chunk; }
+
+namespace parallel_impl {
 
 void parallel_run(int64_t n_items, int64_t grain, ChunkCall call, void* fn) {
   if (n_items <= 0) return;
@@ -260,5 +260,5 @@ void parallel_run(int64_t n_items, int64_t grain, ChunkCall call, void* fn) {
   Pool::instance().run(n_items, grain, call, fn);
 }
 
-}  // namespace detail
+}  // namespace parallel_impl
 }  // namespace cholla

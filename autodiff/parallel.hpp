@@ -26,12 +26,15 @@ int64_t num_threads();
 // Number of chunks parallel_for uses for (n_items, grain): ceil(n_items / grain).
 int64_t parallel_chunk_count(int64_t n_items, int64_t grain);
 
-namespace detail {
-using ChunkCall = void (*)(void* fn, int64_t begin, int64_t end);
-void parallel_run(int64_t n_items, int64_t grain, ChunkCall call, void* fn);
 // True inside a chunk run by parallel_for (on a worker or on the calling thread).
 bool in_parallel_region();
-}  // namespace detail
+
+// Not cholla::detail: this header is public, and user code that opens both cholla and
+// cholla::linalg would find two `detail`s.
+namespace parallel_impl {
+using ChunkCall = void (*)(void* fn, int64_t begin, int64_t end);
+void parallel_run(int64_t n_items, int64_t grain, ChunkCall call, void* fn);
+}  // namespace parallel_impl
 
 // fn(int64_t begin, int64_t end). grain < 1 counts as 1. A loop of one chunk runs inline.
 template <class Fn>
@@ -43,7 +46,7 @@ void parallel_for(int64_t n_items, int64_t grain, Fn&& fn) {
     return;
   }
   using F = std::remove_reference_t<Fn>;
-  detail::parallel_run(
+  parallel_impl::parallel_run(
       n_items, grain,
       [](void* f, int64_t begin, int64_t end) { (*static_cast<F*>(f))(begin, end); },
       const_cast<void*>(static_cast<const void*>(&fn)));

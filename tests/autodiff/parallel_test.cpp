@@ -151,7 +151,7 @@ TEST_CASE("parallel_for: nested calls run inline on the chunk's thread, in order
   const ThreadCount scope(3);
   std::atomic<int64_t> wrong{0}, total{0};
   parallel_for(64, 4, [&](int64_t begin, int64_t end) {
-    CHECK(detail::in_parallel_region());
+    CHECK(in_parallel_region());
     const auto outer = std::this_thread::get_id();
     int64_t last_end = 0;
     parallel_for(100, 7, [&](int64_t b, int64_t e) {
@@ -163,7 +163,7 @@ TEST_CASE("parallel_for: nested calls run inline on the chunk's thread, in order
   });
   CHECK(wrong.load() == 0);
   CHECK(total.load() == 16 * 100);
-  CHECK_FALSE(detail::in_parallel_region());
+  CHECK_FALSE(in_parallel_region());
 }
 
 TEST_CASE("parallel_for: the lowest failing chunk's typed exception reaches the caller") {
