@@ -2,7 +2,7 @@
 // Highway target: foreach_target.h re-includes it with HWY_NAMESPACE = N_AVX3, N_AVX2, ...,
 // and HWY_DYNAMIC_DISPATCH picks the best one the CPU supports at run time.
 //
-// Maths (linalg-ops.md §4(b), §4(c)); r = x - loc, g the incoming gradient of log_prob:
+// Maths (docs/linalg.md §8.2, §8.3); r = x - loc, g the incoming gradient of log_prob:
 //   scale factor L:      w = L^{-1} r,  s = L^{-T} w,  log p = -|w|^2/2 - sum log L_ii - c
 //     gloc = g s, gx = -g s, gL = g (tril(s w^T) - diag(1/L_ii))
 //     covariance S = L L^T:   gS = g/2 (s s^T - S^{-1}),  S^{-1} = L^{-T} L^{-1}

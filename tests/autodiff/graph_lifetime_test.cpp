@@ -1,21 +1,8 @@
 // A graph that nobody can differentiate any more is freed at once: the tape releases itself
 // when the last tensor with history held outside the tape is dropped (docs/engine.md).
-#include <fstream>
-
 #include "helpers.hpp"
 
 using namespace cholla;
-
-namespace {
-
-long resident_kib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * 4;
-}
-
-}  // namespace
 
 TEST_CASE("a dropped graph releases the tape; a held one keeps it") {
   Tape::current().release();
@@ -95,13 +82,13 @@ TEST_CASE("an evaluation loop that forgot NoGrad runs in constant memory") {
   double total = 0.0;
   const int iterations = 4000;
   for (int i = 0; i < iterations; ++i) {
-    if (i == iterations / 10) start = resident_kib();
+    if (i == iterations / 10) start = test::resident_kib();
     Tensor loss = -mean(head(tanh(hidden(x))).log_prob(y));
     total += loss.item();
   }
   CHECK(std::isfinite(total));
   CHECK(Tape::current().size() == 0);
-  const long growth = resident_kib() - start;
+  const long growth = test::resident_kib() - start;
 #ifndef __SANITIZE_ADDRESS__
   // Each iteration's graph is ~100 KiB; kept, 3,600 of them would be hundreds of MiB.
   CHECK_MESSAGE(growth < 4096, "resident memory grew by ", growth, " KiB");

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cholla.hpp>
+#include <fstream>
 
 namespace cholla::test {
 
@@ -27,6 +28,14 @@ inline void check_values(const Tensor& t, const std::vector<double>& expected, d
   for (size_t i = 0; i < expected.size(); ++i)
     CHECK_MESSAGE(t.data()[i] == doctest::Approx(expected[i]).epsilon(tol).scale(1.0),
                   "element ", i);
+}
+
+// Resident memory of this process in KiB (Linux /proc), for flat-memory tests.
+inline long resident_kib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * 4;
 }
 
 }  // namespace cholla::test

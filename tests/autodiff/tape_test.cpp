@@ -130,13 +130,6 @@ TEST_CASE("third derivative through create_graph twice") {
 
 namespace {
 
-long resident_kib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * 4;
-}
-
 // A small regression model trained by plain gradient descent; returns the final loss.
 double train_small_model(uint64_t seed, int steps, long* growth_kib = nullptr) {
   Rng rng(seed);
@@ -148,7 +141,7 @@ double train_small_model(uint64_t seed, int steps, long* growth_kib = nullptr) {
   double loss_value = 0.0;
   long start = 0;
   for (int step = 0; step < steps; ++step) {
-    if (step == steps / 10) start = resident_kib();
+    if (step == steps / 10) start = test::resident_kib();
     Tensor pred = tanh(sum(X * w, {1}) + b) * 4.0;
     Tensor loss = mean(square(pred - y));
     loss.backward();
@@ -161,7 +154,7 @@ double train_small_model(uint64_t seed, int steps, long* growth_kib = nullptr) {
       p->zero_grad();
     }
   }
-  if (growth_kib) *growth_kib = resident_kib() - start;
+  if (growth_kib) *growth_kib = test::resident_kib() - start;
   return loss_value;
 }
 
