@@ -46,7 +46,11 @@ class Tensor {
   int64_t dim() const;
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const;
-  std::span<const double> data() const;
+  // A view of a named tensor's values; a temporary's values come back as a copy, because the
+  // temporary (and, once its graph is dropped, its storage) dies at the end of the full
+  // expression: `for (double v : f(x).data())` would otherwise read freed memory.
+  std::span<const double> data() const&;
+  std::vector<double> data() const&& { return to_vector(); }
   std::vector<double> to_vector() const { return {data().begin(), data().end()}; }
   double item() const;                            // the value of a one-element tensor
   double at(std::initializer_list<int64_t> index) const;  // one element by multi-index

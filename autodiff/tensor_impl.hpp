@@ -145,7 +145,7 @@ inline const Shape& Tensor::shape() const { return checked_impl("shape").shape; 
 inline int64_t Tensor::numel() const { return checked_impl("numel").size; }
 inline int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 
-inline std::span<const double> Tensor::data() const {
+inline std::span<const double> Tensor::data() const& {
   const TensorImpl& t = checked_impl("data");
   return {t.data, static_cast<size_t>(t.size)};
 }

@@ -138,7 +138,8 @@ bool Optimizer::admit_gradients() {
   if (bad_params == 0) return true;
   const Tensor& p = groups_[first_group][first_index];
   std::size_t nan = 0;
-  for (double x : p.grad().data()) nan += std::isnan(x) ? 1 : 0;
+  const Tensor grad = p.grad();
+  for (double x : grad.data()) nan += std::isnan(x) ? 1 : 0;
   const std::string others =
       bad_params == 1 ? "" : fmt::format(" ({} more parameters have some too)", bad_params - 1);
   return refuse_nonfinite(
@@ -334,7 +335,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm,
   double acc = 0.0;
   for (const Tensor& t : params) {
     if (!t.defined() || !t.grad().defined()) continue;
-    for (double g : t.grad().data())
+    const Tensor grad = t.grad();
+    for (double g : grad.data())
       acc = std::isinf(p) ? std::max(acc, std::fabs(g)) : acc + std::pow(std::fabs(g), p);
   }
   const double norm = std::isinf(p) ? acc : std::pow(acc, 1.0 / p);
