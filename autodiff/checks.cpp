@@ -3,7 +3,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "autodiff/finite.hpp"
+#include "autodiff/detail/finite.hpp"
 #include "autodiff/shape.hpp"
 
 namespace cholla {

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/checks.hpp"
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 

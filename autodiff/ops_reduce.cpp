@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <limits>
 
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 

@@ -2,10 +2,10 @@
 // functions, plain loops for the rest), then its derivative as ops, next to it.
 #include <cmath>
 
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
-#include "autodiff/vector_math.hpp"
+#include "autodiff/detail/vector_math.hpp"
 
 namespace cholla {
 namespace {

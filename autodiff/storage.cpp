@@ -1,4 +1,4 @@
-#include "autodiff/storage.hpp"
+#include "autodiff/detail/storage.hpp"
 
 #include <sys/sysinfo.h>
 

@@ -6,7 +6,7 @@
 
 #include "autodiff/rng.hpp"
 #include "autodiff/shape.hpp"
-#include "autodiff/storage.hpp"
+#include "autodiff/detail/storage.hpp"
 #include "autodiff/tape.hpp"
 
 namespace cholla {

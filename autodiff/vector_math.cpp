@@ -18,7 +18,7 @@
 #include <cmath>
 #include <cstddef>
 
-#include "autodiff/vector_math.hpp"
+#include "autodiff/detail/vector_math.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::detail::HWY_NAMESPACE {

@@ -13,9 +13,9 @@
 
 #include <cholla.hpp>
 
-#include "distributions/factorise.hpp"
-#include "distributions/mvn_simd.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/mvn_simd.hpp"
+#include "distributions/detail/validation.hpp"
 
 using namespace cholla;
 

@@ -19,9 +19,9 @@
 #include <cholla.hpp>
 
 #include "autodiff/parallel.hpp"
-#include "autodiff/vector_math.hpp"
-#include "linalg/kernels/kernels.hpp"
-#include "linalg/kernels/small.hpp"
+#include "autodiff/detail/vector_math.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace k = cholla::linalg::kernels;
 

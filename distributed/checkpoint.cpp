@@ -6,7 +6,7 @@
 
 #include "distributed/collectives.hpp"
 #include "distributed/context.hpp"
-#include "distributed/mpi_call.hpp"
+#include "distributed/detail/mpi_call.hpp"
 #include "nn/checkpoint.hpp"
 
 namespace cholla::distributed {

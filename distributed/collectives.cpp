@@ -9,7 +9,7 @@
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
 #include "distributed/context.hpp"
-#include "distributed/mpi_call.hpp"
+#include "distributed/detail/mpi_call.hpp"
 
 namespace cholla::distributed {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "distributed/mpi_call.hpp"
+#include "distributed/detail/mpi_call.hpp"
 
 namespace cholla::distributed {
 namespace {

@@ -8,8 +8,8 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/factorise.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist {

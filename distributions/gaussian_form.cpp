@@ -1,11 +1,11 @@
-#include "distributions/gaussian_form.hpp"
+#include "distributions/detail/gaussian_form.hpp"
 
 #include <fmt/format.h>
 
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
-#include "distributions/constants.hpp"
-#include "distributions/factorise.hpp"
+#include "distributions/detail/constants.hpp"
+#include "distributions/detail/factorise.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist::detail {

@@ -12,14 +12,14 @@
 #include <memory>
 #include <optional>
 
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/constants.hpp"
-#include "distributions/factorise.hpp"
-#include "distributions/mvn_kernels.hpp"
-#include "distributions/mvn_simd.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/constants.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/mvn_kernels.hpp"
+#include "distributions/detail/mvn_simd.hpp"
+#include "distributions/detail/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist::detail {

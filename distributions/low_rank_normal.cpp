@@ -3,9 +3,9 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/gaussian_form.hpp"
+#include "distributions/detail/gaussian_form.hpp"
 #include "distributions/multivariate_normal.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist {

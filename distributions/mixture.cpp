@@ -5,7 +5,7 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/validation.hpp"
 
 namespace cholla::dist {
 namespace {

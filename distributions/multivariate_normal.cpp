@@ -6,15 +6,24 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/constants.hpp"
-#include "distributions/factorise.hpp"
-#include "distributions/gaussian_form.hpp"
-#include "distributions/mvn_kernels.hpp"
-#include "distributions/mvn_simd.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/constants.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/gaussian_form.hpp"
+#include "distributions/detail/mvn_kernels.hpp"
+#include "distributions/detail/mvn_simd.hpp"
+#include "distributions/detail/validation.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::dist {
+
+// What a factory hands the constructor. Declared (incomplete) in the public header so that no
+// user code can name or build one; only the factories below do.
+struct detail::MvnParts {
+  Tensor loc, factor;
+  FactorReport report;
+  Tensor matrix;  // the covariance / precision when log_prob differentiates it directly
+};
+
 namespace {
 
 Shape batch_of_vector(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 1); }
@@ -26,7 +35,7 @@ Shape with_event(Shape batch, int64_t d) {
 
 }  // namespace
 
-MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor, bool diagonal)
+MultivariateNormal::MultivariateNormal(detail::MvnParts&& parts, bool precision_factor, bool diagonal)
     : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
       diagonal_(diagonal), matrix_(std::move(parts.matrix)), report_(std::move(parts.report)) {
   dim_ = factor_.size(-1);
@@ -41,13 +50,13 @@ MultivariateNormal::MultivariateNormal(Parts parts, bool precision_factor, bool 
 namespace {
 
 // The two triangular forms: the factor is used as given.
-MultivariateNormal::Parts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
+detail::MvnParts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
   validation::check_parameters(loc, F, who, arg, o.validate);
   return {std::move(loc), std::move(F), {}, Tensor()};
 }
 
 // The two symmetric forms: factorised once with potrf under the failure policy.
-MultivariateNormal::Parts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
+detail::MvnParts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
   validation::check_parameters(loc, A, who, arg);
   // d <= 8, all symmetric (when validating) and positive definite: checked and factorised in
   // one SIMD pass, and log_prob differentiates A directly (no potrf backward). Otherwise the
@@ -73,7 +82,7 @@ MultivariateNormal MultivariateNormal::from_scale_diag(Tensor loc, Tensor s, con
   const char* who = "MultivariateNormal::from_scale_diag";
   validation::check_vector_parameters(loc, s, who, "scale_diag");
   if (o.validate) validation::check_positive(s, who, "scale_diag");
-  return {Parts{std::move(loc), std::move(s), {}, Tensor()}, false, true};
+  return {detail::MvnParts{std::move(loc), std::move(s), {}, Tensor()}, false, true};
 }
 
 MultivariateNormal MultivariateNormal::from_covariance(Tensor loc, Tensor S, const MvnOptions& o) {

@@ -15,7 +15,7 @@
 // Every method is built from autodiff + linalg ops, so gradients (of any order) flow to loc
 // and to the matrix the distribution was built from. For d <= 8, log_prob runs as one fused
 // batched op (forward and first-order backward each one SIMD pass across the batch, see
-// distributions/mvn_simd.hpp); second order goes through the composed ops. A covariance or
+// distributions/detail/mvn_simd.hpp); second order goes through the composed ops. A covariance or
 // precision with d <= 8 is checked and factorised by one SIMD pass too, and log_prob then
 // differentiates the matrix directly; one that is not positive definite takes the failure
 // policy's path below.
@@ -34,6 +34,7 @@ namespace cholla::dist {
 
 namespace detail {
 struct GaussianForm;
+struct MvnParts;  // what a factory hands the constructor (multivariate_normal.cpp)
 }
 
 struct MvnOptions {
@@ -75,15 +76,8 @@ class MultivariateNormal {
   // The covariance in its own parameterisation, for KL and mixtures (internal).
   detail::GaussianForm form() const;
 
-  // What a factory hands the constructor (internal).
-  struct Parts {
-    Tensor loc, factor;
-    FactorReport report;
-    Tensor matrix;  // the covariance / precision when log_prob differentiates it directly
-  };
-
  private:
-  MultivariateNormal(Parts parts, bool precision_factor, bool diagonal = false);
+  MultivariateNormal(detail::MvnParts&& parts, bool precision_factor, bool diagonal = false);
   Tensor lower_factor() const;
 
   Tensor loc_;

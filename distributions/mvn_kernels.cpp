@@ -1,14 +1,14 @@
 // Fused MVN log-density kernels, one template instance per d = 1..8 so the compiler unrolls
 // the triangular loops. Per distinct factor the reciprocal diagonal and sum log diag are
 // computed once: a covariance shared by thousands of samples costs d logs in total.
-#include "distributions/mvn_kernels.hpp"
+#include "distributions/detail/mvn_kernels.hpp"
 
 #include <array>
 #include <cmath>
 
-#include "autodiff/elementwise.hpp"
+#include "autodiff/detail/elementwise.hpp"
 #include "autodiff/shape.hpp"
-#include "distributions/constants.hpp"
+#include "distributions/detail/constants.hpp"
 
 namespace cholla::dist::detail {
 namespace {

@@ -16,8 +16,8 @@
 #include <type_traits>
 
 #include "autodiff/errors.hpp"
-#include "distributions/constants.hpp"
-#include "distributions/mvn_simd.hpp"
+#include "distributions/detail/constants.hpp"
+#include "distributions/detail/mvn_simd.hpp"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "distributions/mvn_simd.cpp"

@@ -6,8 +6,8 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "distributions/constants.hpp"
-#include "distributions/validation.hpp"
+#include "distributions/detail/constants.hpp"
+#include "distributions/detail/validation.hpp"
 
 namespace cholla::dist {
 namespace {

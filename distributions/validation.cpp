@@ -1,12 +1,12 @@
-#include "distributions/validation.hpp"
+#include "distributions/detail/validation.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 
-#include "autodiff/finite.hpp"
+#include "autodiff/detail/finite.hpp"
 #include "autodiff/shape.hpp"
-#include "distributions/mvn_simd.hpp"
+#include "distributions/detail/mvn_simd.hpp"
 
 namespace cholla::dist::validation {
 namespace {

@@ -1,10 +1,10 @@
-#include "linalg/batching.hpp"
+#include "linalg/detail/batching.hpp"
 
 #include <cmath>
 #include <fmt/format.h>
 
-#include "autodiff/elementwise.hpp"
-#include "autodiff/finite.hpp"
+#include "autodiff/detail/elementwise.hpp"
+#include "autodiff/detail/finite.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 

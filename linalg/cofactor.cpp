@@ -20,7 +20,7 @@
 // Every step is a differentiable op on A (U, V are constants), so the result's derivatives of
 // every order are those of the polynomial adj(A). At a matrix of rank n - 1 this is
 // det(M11) V2 U2^T up to sign, the classical rank-one adjugate.
-#include "linalg/cofactor.hpp"
+#include "linalg/detail/cofactor.hpp"
 
 #include <cmath>
 #include <fmt/format.h>
@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "autodiff/ops.hpp"
-#include "linalg/batching.hpp"
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/batching.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::linalg::detail {

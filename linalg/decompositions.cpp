@@ -6,8 +6,8 @@
 
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
-#include "linalg/batching.hpp"
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/batching.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::linalg {

@@ -9,7 +9,7 @@
 
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
-#include "linalg/batching.hpp"
+#include "linalg/detail/batching.hpp"
 #include "linalg/linalg.hpp"
 
 namespace cholla::linalg {

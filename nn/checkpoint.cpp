@@ -15,7 +15,7 @@
 
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "nn/data/untrusted.hpp"
+#include "nn/data/detail/untrusted.hpp"
 
 namespace cholla::nn {
 namespace {

@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "autodiff/shape.hpp"
-#include "nn/data/untrusted.hpp"
+#include "nn/data/detail/untrusted.hpp"
 
 namespace cholla::data {
 namespace {

@@ -1,4 +1,4 @@
-#include "nn/data/untrusted.hpp"
+#include "nn/data/detail/untrusted.hpp"
 
 #include <fcntl.h>
 #include <fmt/core.h>

@@ -7,7 +7,7 @@
 
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
-#include "nn/optim/line_search.hpp"
+#include "nn/optim/detail/line_search.hpp"
 
 namespace cholla::optim {
 namespace {

@@ -13,7 +13,7 @@
 // torch.optim.LBFGS does. Each iteration takes the direction d = -H g from the two-loop
 // recursion over the last history_size pairs (s = x_{k+1} - x_k, y = g_{k+1} - g_k, pairs with
 // y's < 1e-10 dropped), scaled by H0 = s'y / y'y (Nocedal & Wright, Algorithm 7.4 and eq. 7.20).
-// The step along d is found by a strong-Wolfe line search (line_search.hpp), or is lr with
+// The step along d is found by a strong-Wolfe line search (detail/line_search.hpp), or is lr with
 // LineSearch::None; the very first step of all is lr * min(1, 1 / |g|_1).
 //
 // The iterations stop early when max |g| <= tolerance_grad, or when the step (max |t d|) or the

@@ -1,4 +1,4 @@
-#include "nn/optim/line_search.hpp"
+#include "nn/optim/detail/line_search.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -13,7 +13,7 @@
 #include <cholla.hpp>
 
 #include "autodiff/parallel.hpp"
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 
 using namespace cholla;
 

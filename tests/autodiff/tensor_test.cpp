@@ -2,7 +2,7 @@
 #include <cmath>
 #include <limits>
 
-#include "autodiff/finite.hpp"
+#include "autodiff/detail/finite.hpp"
 
 #include "helpers.hpp"
 

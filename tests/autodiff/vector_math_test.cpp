@@ -15,7 +15,7 @@
 
 #include <cholla.hpp>
 
-#include "autodiff/vector_math.hpp"
+#include "autodiff/detail/vector_math.hpp"
 
 using namespace cholla;
 using detail::UnaryFn;

@@ -13,7 +13,7 @@
 #include <cholla.hpp>
 
 #include "distributed/distributed.hpp"
-#include "distributed/mpi_call.hpp"
+#include "distributed/detail/mpi_call.hpp"
 
 using namespace cholla;
 namespace dd = cholla::distributed;

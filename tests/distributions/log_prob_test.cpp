@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "../linalg/linalg_helpers.hpp"
-#include "distributions/factorise.hpp"
+#include "distributions/detail/factorise.hpp"
 
 using namespace cholla;
 using dist::MultivariateNormal;

@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "../linalg/linalg_helpers.hpp"
-#include "distributions/factorise.hpp"
-#include "distributions/mvn_simd.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/mvn_simd.hpp"
 
 using namespace cholla;
 using dist::MultivariateNormal;

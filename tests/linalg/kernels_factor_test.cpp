@@ -6,7 +6,7 @@
 #include <cstring>
 #include <set>
 
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 #include "tests/linalg/kernels_test_util.hpp"
 
 namespace k = cholla::linalg::kernels;

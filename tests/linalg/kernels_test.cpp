@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 #include "tests/linalg/kernels_test_util.hpp"
 
 namespace k = cholla::linalg::kernels;

@@ -3,7 +3,7 @@
 // against the closed form of docs/linalg.md §8.1.
 #include "linalg_helpers.hpp"
 
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 
 using namespace cholla;
 using namespace cholla::linalg;

@@ -4,7 +4,7 @@
 // inside that eigenspace (a DomainError naming the two eigenvalues otherwise).
 #include <cmath>
 
-#include "linalg/cofactor.hpp"
+#include "linalg/detail/cofactor.hpp"
 #include "linalg_helpers.hpp"
 
 using namespace cholla;

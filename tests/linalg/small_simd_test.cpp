@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kernels_test_util.hpp"
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace small = cholla::linalg::kernels::small;
 using namespace kernels_test;

@@ -5,7 +5,7 @@
 #include <functional>
 
 #include "../autodiff/helpers.hpp"
-#include "nn/optim/line_search.hpp"
+#include "nn/optim/detail/line_search.hpp"
 
 using namespace cholla::optim::detail;
 

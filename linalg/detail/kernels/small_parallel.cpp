@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "autodiff/parallel.hpp"
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
 namespace {

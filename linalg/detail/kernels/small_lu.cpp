@@ -5,7 +5,7 @@
 #include <cmath>
 #include <utility>
 
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
 namespace {

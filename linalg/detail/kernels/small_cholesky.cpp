@@ -5,7 +5,7 @@
 // serves both triangles without copying.
 #include <cmath>
 
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
 namespace {

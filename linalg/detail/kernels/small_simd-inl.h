@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::linalg::kernels::small::HWY_NAMESPACE {

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "distributions/factorise.hpp"
-#include "distributions/mvn_kernels.hpp"
+#include "distributions/detail/factorise.hpp"
+#include "distributions/detail/mvn_kernels.hpp"
 
 namespace cholla::dist::detail {
 

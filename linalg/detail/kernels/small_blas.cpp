@@ -4,7 +4,7 @@
 // alpha == 0 and empty shapes are handled by the callers in blas.cpp.
 #include <algorithm>
 
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
 namespace {

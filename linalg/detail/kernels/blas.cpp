@@ -8,9 +8,9 @@
 
 #include <cblas.h>
 
-#include "linalg/kernels/internal.hpp"
-#include "linalg/kernels/kernels.hpp"
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/internal.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels {
 namespace {

@@ -2,7 +2,7 @@
 //   gA = 1/2 L^{-T} copyltu(L^T tril(gL)) L^{-1}
 // computed per matrix with two triangular substitutions (~n^3 flops, no allocation). The
 // upper case A = U^T U is the lower one for L = U^T, gL = gU^T; gA is the same matrix.
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels::small {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 
 namespace cholla::linalg::kernels::small {
 
@@ -31,12 +31,12 @@ void dispatch(int64_t n, Fn&& fn) {
 // fixed chunks (autodiff/parallel.hpp), each chunk run by the SIMD kernel where there is one
 // (potrf, potri: small_cholesky_simd.cpp; trsm, trmm: small_blas_simd.cpp) and by the reference
 // loops otherwise.
-#include "linalg/kernels/small_signatures.inc"  // IWYU pragma: export
+#include "linalg/detail/kernels/small_signatures.inc"  // IWYU pragma: export
 
 // Plain loops, one matrix at a time: the reference the SIMD kernels are tested against, and
 // the path of the ops without one.
 namespace reference {
-#include "linalg/kernels/small_signatures.inc"  // IWYU pragma: export
+#include "linalg/detail/kernels/small_signatures.inc"  // IWYU pragma: export
 }  // namespace reference
 
 // Batched across SIMD lanes (matrices transposed into lane-major blocks in cache), Highway

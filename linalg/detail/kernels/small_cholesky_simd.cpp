@@ -8,12 +8,12 @@
 // to the reference kernel on its untouched input, so infos and what is left in the buffer
 // follow LAPACK's convention exactly as the reference does.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "linalg/kernels/small_cholesky_simd.cpp"
+#define HWY_TARGET_INCLUDE "linalg/detail/kernels/small_cholesky_simd.cpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
 
 #include <array>
 
-#include "linalg/kernels/small_simd-inl.h"
+#include "linalg/detail/kernels/small_simd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::linalg::kernels::small::HWY_NAMESPACE {

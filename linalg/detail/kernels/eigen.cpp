@@ -9,8 +9,8 @@
 
 #include <lapacke.h>
 
-#include "linalg/kernels/internal.hpp"
-#include "linalg/kernels/kernels.hpp"
+#include "linalg/detail/kernels/internal.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
 
 namespace cholla::linalg::kernels {
 namespace {

@@ -4,10 +4,10 @@
 // loops' operations in their order (small_blas.cpp), and scattered back. Highway compiles
 // this file once per SIMD target.
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "linalg/kernels/small_blas_simd.cpp"
+#define HWY_TARGET_INCLUDE "linalg/detail/kernels/small_blas_simd.cpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
 
-#include "linalg/kernels/small_simd-inl.h"
+#include "linalg/detail/kernels/small_simd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace cholla::linalg::kernels::small::HWY_NAMESPACE {

@@ -6,9 +6,9 @@
 // the Fortran routine directly: no copy, no argument checks that could print.
 #include <lapacke.h>
 
-#include "linalg/kernels/internal.hpp"
-#include "linalg/kernels/kernels.hpp"
-#include "linalg/kernels/small.hpp"
+#include "linalg/detail/kernels/internal.hpp"
+#include "linalg/detail/kernels/kernels.hpp"
+#include "linalg/detail/kernels/small.hpp"
 
 namespace cholla::linalg::kernels {
 namespace {
