@@ -60,8 +60,10 @@ Tensor reference_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor&
   return dist::detail::fused_log_prob(loc, factor, y, false);
 }
 
+// Arguments (N, d, threads); cholla's pool runs `threads` threads (the bench default is 1).
 void nll(benchmark::State& state, bool covariance, bool reference) {
   const int64_t n = state.range(0), d = state.range(1);
+  set_num_threads(state.range(2));
   Inputs in = make_inputs(n, d, covariance);
   for (auto _ : state) {
     Tensor lp;
@@ -111,13 +113,22 @@ void BM_KernelScaleTril(benchmark::State& state) {
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "d", "threads"});
   for (int64_t d : {2, 3, 5, 16})
-    for (int64_t n : {1, 64, 4096, 65536}) b->Args({n, d});
+    for (int64_t n : {1, 64, 4096, 65536}) b->Args({n, d, 1});
 }
 
 void fused_sizes(benchmark::internal::Benchmark* b) {  // the reference kernel covers d <= 8
+  b->ArgNames({"N", "d", "threads"});
   for (int64_t d : {3, 5})
-    for (int64_t n : {1, 4096, 65536}) b->Args({n, d});
+    for (int64_t n : {1, 4096, 65536}) b->Args({n, d, 1});
+}
+
+// Thread scaling, in wall time (CPU time counts the calling thread only).
+void thread_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "d", "threads"})->UseRealTime();
+  for (int64_t d : {3, 5})
+    for (int64_t threads : {1, 2}) b->Args({65536, d, threads});
 }
 
 }  // namespace
@@ -126,6 +137,8 @@ BENCHMARK(BM_NllScaleTril)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NllCovariance)->Apply(sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RefNllScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RefNllCovariance)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_NllScaleTril)->Name("BM_NllScaleTril_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_NllCovariance)->Name("BM_NllCovariance_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -162,7 +162,7 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
   // A NaN or infinite log_prob is the only sign of a non-finite x (loc and the matrix were
   // checked when the distribution was built); only then is x scanned, to name the culprit.
   // (An empty batch computes nothing, so x is scanned directly.)
-  if (!simd_forward(pass, 0, batch->count) || batch->count == 0)
+  if (!simd_forward_all(pass) || batch->count == 0)
     validation::check_sample(x, d, "MultivariateNormal::log_prob");
   // Recorded backward (create_graph): closed forms written with differentiable ops.
   auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
@@ -180,7 +180,7 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
                  .x = x.data().data(), .g = g.data().data(), .gloc = data_or_null(gl),
                  .gmatrix = data_or_null(gm), .gx = data_or_null(gx)};
     std::array<double, 2 * kMaxFusedDim + kMaxFusedDim * kMaxFusedDim> shared{};
-    simd_backward(pass, 0, b.count, shared.data());
+    simd_backward_all(pass, shared.data());
     write_shared(gl, shared.data(), b.loc_offset.empty() && b.loc_step == 0);
     write_shared(gx, shared.data() + b.d, b.x_offset.empty() && b.x_step == 0);
     write_shared(gm, shared.data() + 2 * b.d, b.factor_offset.empty() && b.factor_step == 0);
@@ -206,7 +206,7 @@ std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck
   const CholeskyPass pass{.A = A.data().data(), .d = d, .count = numel(batch), .L = L.mutable_data().data(),
                           .check_symmetry = symmetry.on, .symmetry_rtol = symmetry.rtol,
                           .symmetry_atol = symmetry.atol};
-  if (!simd_cholesky(pass)) return std::nullopt;
+  if (!simd_cholesky_all(pass)) return std::nullopt;
   Factorisation f;
   f.report.batch_shape = batch;
   f.report.mask = Tensor::ones(batch);

@@ -10,12 +10,14 @@
 //     gloc = g t, gx = -g t, gM = g (-tril(r w^T) + diag(1/M_ii))
 //     precision P = M M^T:    gP = g/2 (P^{-1} - r r^T),  P^{-1} = M^{-T} M^{-1}
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "autodiff/errors.hpp"
+#include "autodiff/parallel.hpp"
 #include "distributions/detail/constants.hpp"
 #include "distributions/detail/mvn_simd.hpp"
 
@@ -250,6 +252,8 @@ class GradientSink {
     }
     const V sign = hn::Set(df, sign_);
     if (!place.listed() && n == static_cast<int64_t>(hn::Lanes(df))) {  // distinct samples: scatter
+      // (Transposing back through the stack with contiguous stores measured 1.1x faster at
+      // d = 3 but 0.94x at d = 5 on AVX-512, so the scatter stays.)
       const VI index = at_(i0, n);
       for (int e = 0; e < N; ++e) hn::ScatterIndex(hn::Mul(sign, get(e)), df, dst_ + e, index);
       return;
@@ -458,51 +462,56 @@ bool Cholesky(const CholeskyPass& p) {
   return with_dim(p.d, [&](auto dim) { return cholesky<dim.value>(p); });
 }
 
+// The scans below run on every distribution built, so they are kept throughput-bound: the
+// verdict is accumulated with bitwise ORs and mask ANDs (one-cycle latency), never through a
+// chain of additions or minima.
+
+// x * 0 is +-0 for a finite x and NaN otherwise; the OR of such values is NaN iff one was.
+HWY_INLINE V nan_if_not_finite(V acc, V v) { return hn::Or(acc, hn::Mul(v, hn::Zero(DF()))); }
+
 bool AllFinite(const double* p, int64_t n) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  V check = hn::Zero(df), zero = hn::Zero(df);  // x * 0 is NaN exactly when x is not finite
+  V a = hn::Zero(df), b = a;
   int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) check = hn::Add(check, hn::Mul(hn::LoadU(df, p + i), zero));
-  bool ok = hn::AllTrue(df, hn::Eq(check, zero));
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    a = nan_if_not_finite(a, hn::LoadU(df, p + i));
+    b = nan_if_not_finite(b, hn::LoadU(df, p + i + lanes));
+  }
+  for (; i + lanes <= n; i += lanes) a = nan_if_not_finite(a, hn::LoadU(df, p + i));
+  bool ok = hn::AllTrue(df, hn::Eq(hn::Or(a, b), hn::Zero(df)));
   for (; i < n; ++i) ok = ok && std::isfinite(p[i]);
   return ok;
 }
 
 // Every entry finite, and position k of a matrix 0 (strict upper), positive (diagonal) or
-// anything: one pattern covering `lanes` consecutive matrices lines up with whole vectors.
-// d > 8 takes the scalar loop only.
+// anything: as bounds lo_k <= v <= hi_k (NaN fails both). One pattern covering `lanes`
+// consecutive matrices lines up with whole vectors. d > 8 takes the scalar loop only.
 bool FiniteLowerPositive(const double* L, int64_t d, int64_t count) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), size = d * d, period = size * lanes;
   const bool vectors = d <= 8 && count >= lanes;
-  // Weights per position: strict upper (must be 0), diagonal (must be positive), the rest.
-  HWY_ALIGN double upper[kMaxLanes * 64], diagonal[kMaxLanes * 64], rest[kMaxLanes * 64];
+  HWY_ALIGN double lo[kMaxLanes * 64], hi[kMaxLanes * 64];
   for (int64_t k = 0; vectors && k < period; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
-    upper[k] = c > r ? 1.0 : 0.0;
-    diagonal[k] = c == r ? 1.0 : 0.0;
-    rest[k] = 1.0 - diagonal[k];
+    lo[k] = c > r ? 0.0 : c == r ? std::numeric_limits<double>::denorm_min() : -DBL_MAX;
+    hi[k] = c > r ? 0.0 : DBL_MAX;
   }
-  const V zero = hn::Zero(df);
-  V check = zero;                       // x * 0 is NaN exactly when x is not finite
-  V upper_sum = zero;                   // sum |upper entries|: 0 iff all are 0
-  V pivot_min = hn::Set(df, 1.0);       // min over diagonal entries (1 elsewhere)
+  auto ok = hn::FirstN(df, static_cast<size_t>(lanes));
   int64_t m = 0;
-  for (; vectors && m + lanes <= count; m += lanes)
+  for (; vectors && m + lanes <= count; m += lanes) {
+    const double* block = L + m * size;
     for (int64_t k = 0; k < period; k += lanes) {
-      const V v = hn::LoadU(df, L + m * size + k);
-      check = hn::Add(check, hn::Mul(v, zero));
-      upper_sum = hn::MulAdd(hn::Abs(v), hn::Load(df, upper + k), upper_sum);
-      pivot_min = hn::Min(pivot_min, hn::MulAdd(v, hn::Load(df, diagonal + k), hn::Load(df, rest + k)));
+      const V v = hn::LoadU(df, block + k);
+      ok = hn::And(ok, hn::And(hn::Ge(v, hn::Load(df, lo + k)), hn::Le(v, hn::Load(df, hi + k))));
     }
-  bool ok = hn::AllTrue(df, hn::Eq(check, zero)) && hn::AllTrue(df, hn::Eq(upper_sum, zero)) &&
-            hn::AllTrue(df, hn::Gt(pivot_min, zero));
+  }
+  bool all = hn::AllTrue(df, ok);
   for (int64_t k = m * size; k < count * size; ++k) {
     const int64_t r = (k % size) / d, c = k % d;
-    ok = ok && std::isfinite(L[k]) && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
+    all = all && std::isfinite(L[k]) && (c > r ? L[k] == 0.0 : c < r || L[k] > 0.0);
   }
-  return ok;
+  return all;
 }
 
 }  // namespace HWY_NAMESPACE
@@ -528,10 +537,29 @@ void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared)
 
 bool simd_cholesky(const CholeskyPass& p) { return HWY_DYNAMIC_DISPATCH(Cholesky)(p); }
 
-bool simd_all_finite(const double* p, int64_t n) { return HWY_DYNAMIC_DISPATCH(AllFinite)(p, n); }
+// The scans split over the pool for large inputs (a yes/no answer: any chunking gives the same).
+namespace {
+template <class Scan>
+bool all_chunks(int64_t n, int64_t grain, Scan&& scan) {
+  std::atomic<bool> ok{true};
+  parallel_for(n, grain, [&](int64_t begin, int64_t end) {
+    if (!scan(begin, end)) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+}  // namespace
+
+bool simd_all_finite(const double* p, int64_t n) {
+  return all_chunks(n, int64_t{1} << 16, [p](int64_t begin, int64_t end) {
+    return HWY_DYNAMIC_DISPATCH(AllFinite)(p + begin, end - begin);
+  });
+}
 
 bool simd_finite_lower_positive(const double* L, int64_t d, int64_t count) {
-  return HWY_DYNAMIC_DISPATCH(FiniteLowerPositive)(L, d, count);
+  const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 16) / (d * d) / 64 * 64);
+  return all_chunks(count, grain, [=](int64_t begin, int64_t end) {
+    return HWY_DYNAMIC_DISPATCH(FiniteLowerPositive)(L + begin * d * d, d, end - begin);
+  });
 }
 
 std::vector<int64_t> simd_targets() { return hwy::SupportedAndGeneratedTargets(); }

@@ -83,6 +83,13 @@ struct CholeskyPass {
 };
 bool simd_cholesky(const CholeskyPass& p);
 
+// The three passes over the whole batch, split over the thread pool in fixed chunks
+// (mvn_simd_parallel.cpp): bit-identical results for every thread count. A gradient that
+// samples add into through an offset list keeps the backward on the calling thread.
+bool simd_forward_all(const MvnPass& p);
+void simd_backward_all(const MvnPass& p, double* shared);
+bool simd_cholesky_all(const CholeskyPass& p);
+
 // Validation scans: every value finite; every d x d matrix finite and lower triangular with a
 // positive diagonal. Both only answer yes or no; the reference checks locate the culprit.
 bool simd_all_finite(const double* p, int64_t n);

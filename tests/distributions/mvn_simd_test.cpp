@@ -256,3 +256,56 @@ TEST_CASE("simd log_prob through MultivariateNormal: second order keeps the comp
     }, {S}, {.structure = {Structure::Symmetric}});
   });
 }
+
+TEST_CASE("simd log_prob over several pool chunks: bit-identical for 1 and 2 threads, equal to the composed path") {
+  // 20,000 samples at d = 3 are three chunks of the pool; a shared matrix or loc sums its
+  // gradient per chunk, then in chunk order.
+  const int64_t restore = num_threads();
+  for (MvnMatrix kind : kKinds)
+    for (int shared : {0, 1, 2}) {  // every input per sample; one matrix for all; one loc for all
+      CAPTURE(static_cast<int>(kind));
+      CAPTURE(shared);
+      const int64_t n = 20000, d = 3;
+      Tensor loc = test::uniform(shared == 2 ? Shape{d} : Shape{n, d}, -1, 1, 110);
+      Tensor matrix = make_matrix(kind, shared == 1 ? Shape{} : Shape{n}, d, 1.0, 111);
+      Tensor x = sample_like(kind, test::uniform({n, d}, -1, 1, 112), {n, d}, 1.0, 113);
+      std::vector<std::vector<double>> results[2];
+      for (int64_t threads : {1, 2}) {
+        set_num_threads(threads);
+        Tensor l = loc.detach().requires_grad(true), m = matrix.detach().requires_grad(true),
+               y = x.detach().requires_grad(true);
+        auto mvn = kind == MvnMatrix::ScaleTril       ? MultivariateNormal::from_scale_tril(l, m)
+                   : kind == MvnMatrix::PrecisionTril ? MultivariateNormal::from_precision_tril(l, m)
+                   : kind == MvnMatrix::Covariance    ? MultivariateNormal::from_covariance(l, m)
+                                                      : MultivariateNormal::from_precision(l, m);
+        Tensor lp = mvn.log_prob(y);
+        auto g = grad({-mean(lp)}, {l, m, y});
+        results[threads - 1] = {lp.to_vector(), g[0].to_vector(), g[1].to_vector(), g[2].to_vector()};
+      }
+      for (size_t i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        CHECK(results[0][i] == results[1][i]);
+      }
+      set_num_threads(restore);
+      compare(kind, loc, matrix, x, 1e-10);
+    }
+  set_num_threads(restore);
+}
+
+TEST_CASE("simd validation scans split over pool chunks: a bad entry in any chunk is found") {
+  const int64_t restore = num_threads();
+  set_num_threads(2);
+  const int64_t d = 3, count = 20000;  // three chunks of matrices, five of the flat scan
+  Tensor L = test::triangular({count}, d, true, 71);
+  CHECK(dist::detail::simd_finite_lower_positive(L.data().data(), d, count));
+  CHECK(dist::detail::simd_all_finite(L.data().data(), count * d * d));
+  for (int64_t m : {int64_t{0}, int64_t{9000}, count - 1}) {
+    CAPTURE(m);
+    std::vector<double> w = L.to_vector();
+    w[static_cast<size_t>(m * d * d + 1)] = 0.5;  // above the diagonal
+    CHECK_FALSE(dist::detail::simd_finite_lower_positive(w.data(), d, count));
+    w[static_cast<size_t>(m * d * d + 1)] = std::numeric_limits<double>::infinity();
+    CHECK_FALSE(dist::detail::simd_all_finite(w.data(), count * d * d));
+  }
+  set_num_threads(restore);
+}
