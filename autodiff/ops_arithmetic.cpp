@@ -24,7 +24,11 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
 Tensor add(const Tensor& a, const Tensor& b) {
   check_defined(a, "add", "a"), check_defined(b, "add", "b");
   Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
-  if (!needs_recording(std::array{a, b})) return out;  // skip building the closure
+  if (!needs_recording({a, b})) return out;  // skip building the closure
+  if (a.shape() == b.shape())  // no broadcast: the gradient passes through, nothing to capture
+    return record("add", {a, b}, out, [](const Tensor& g, Needs n) {
+      return Grads{n[0] ? g : Tensor(), n[1] ? g : Tensor()};
+    });
   return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
   });
@@ -33,7 +37,11 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   check_defined(a, "sub", "a"), check_defined(b, "sub", "b");
   Tensor out = detail::map_binary(a, b, "sub", [](double x, double y) { return x - y; });
-  if (!needs_recording(std::array{a, b})) return out;
+  if (!needs_recording({a, b})) return out;
+  if (a.shape() == b.shape())
+    return record("sub", {a, b}, out, [](const Tensor& g, Needs n) {
+      return Grads{n[0] ? g : Tensor(), n[1] ? neg(g) : Tensor()};
+    });
   return record("sub", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(neg(g), sb) : Tensor()};
   });

@@ -12,23 +12,21 @@
 #include "autodiff/tensor.hpp"
 
 namespace cholla::detail {
+
+thread_local constinit ImplCache t_impl_cache;
+
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPooled = false;
-#else
-constexpr bool kPooled = true;
-#endif
+constexpr bool kPooled = kPooledMemory;
 
 constexpr std::size_t kPoolBytes = 256u << 20;   // buffer bytes kept per thread at most
-constexpr std::size_t kPooledImpls = 1u << 16;   // TensorImpl objects kept per thread at most
 constexpr std::size_t kSmallCounts = 4096;       // buffer sizes below this: direct index
 
 struct Pools {
   std::vector<std::vector<double*>> small{kSmallCounts};
   std::unordered_map<std::size_t, std::vector<double*>> large;
   std::size_t bytes = 0;
-  std::vector<TensorImpl*> impls;
+  Pools() { t_impl_cache.state = ImplCache::Alive; }
   ~Pools();
 };
 
@@ -48,7 +46,12 @@ Pools::~Pools() {
     for (double* b : list) delete[] b;
   for (auto& [count, list] : large)
     for (double* b : list) delete[] b;
-  for (TensorImpl* p : impls) delete p;
+  t_impl_cache.state = ImplCache::Gone;
+  while (TensorImpl* p = t_impl_cache.head) {
+    t_impl_cache.head = p->next_free;
+    delete p;
+  }
+  t_impl_cache.count = 0;
 }
 
 std::vector<double*>& free_list(Pools& q, std::size_t count) {
@@ -111,25 +114,16 @@ void release_buffer(double* p, std::size_t count) {
   delete[] p;
 }
 
-TensorImpl* allocate_impl() {
-  if (kPooled) {
-    Pools& q = pools();
-    if (!q.impls.empty()) {
-      TensorImpl* p = q.impls.back();
-      q.impls.pop_back();
-      return p;
-    }
-  }
+TensorImpl* allocate_impl_slow() {
+  if (kPooled && t_impl_cache.state == ImplCache::Unregistered) pools();  // registers the cache
   return new TensorImpl();
 }
 
-void recycle_impl(TensorImpl* p) {
-  if (kPooled && t_pools_alive) {
-    Pools& q = pools();
-    if (q.impls.size() < kPooledImpls) {
-      q.impls.push_back(p);
-      return;
-    }
+void recycle_impl_slow(TensorImpl* p) {
+  if (kPooled && t_impl_cache.state == ImplCache::Unregistered) {
+    pools();
+    recycle_impl(p);
+    return;
   }
   delete p;
 }

@@ -14,8 +14,10 @@ namespace cholla {
 
 namespace detail {
 thread_local constinit ThreadEngineState t_engine;
+thread_local constinit ArenaCursor t_arena;
 }  // namespace detail
 
+using detail::t_arena;
 using detail::t_engine;
 
 // One entry. Everything it points at lives in the tape's arena.
@@ -39,16 +41,16 @@ struct TapeAccess {
 };
 
 // A chunked bump allocator. Chunks are kept across releases (a training loop reuses the same
-// memory every step); only chunks beyond kKeptBytes are returned to the system.
+// memory every step); only chunks beyond kKeptBytes are returned to the system. The bump
+// cursor itself is the thread-local t_arena (one arena per thread), so that allocation inlines
+// (tape.hpp, detail::arena_allocate); this class only moves it from chunk to chunk.
 class Tape::Arena {
  public:
-  void* allocate(std::size_t bytes, std::size_t align) {
-    uintptr_t p = align_up(reinterpret_cast<uintptr_t>(cursor_), align);
-    if (p + bytes > reinterpret_cast<uintptr_t>(end_)) {
-      advance(bytes + align);
-      p = align_up(reinterpret_cast<uintptr_t>(cursor_), align);
-    }
-    cursor_ = reinterpret_cast<char*>(p + bytes);
+  // Called when the current chunk cannot hold `bytes` at `align`.
+  void* allocate_in_next_chunk(std::size_t bytes, std::size_t align) {
+    advance(bytes + align);
+    const uintptr_t p = align_up(reinterpret_cast<uintptr_t>(t_arena.cursor), align);
+    t_arena.cursor = reinterpret_cast<char*>(p + bytes);
     return reinterpret_cast<void*>(p);
   }
 
@@ -58,7 +60,7 @@ class Tape::Arena {
     while (keep < chunks_.size() && kept + chunks_[keep].size <= kKeptBytes)
       kept += chunks_[keep++].size;
     chunks_.resize(keep);
-    cursor_ = end_ = nullptr;
+    t_arena = {};
   }
 
  private:
@@ -75,7 +77,7 @@ class Tape::Arena {
 
   // Moves to the next kept chunk (dropping one too small for `need`), or a new one.
   void advance(std::size_t need) {
-    const size_t next = cursor_ == nullptr ? 0 : current_ + 1;
+    const size_t next = t_arena.cursor == nullptr ? 0 : current_ + 1;
     while (next < chunks_.size() && chunks_[next].size < need)
       chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(next));
     if (next == chunks_.size()) {
@@ -83,14 +85,12 @@ class Tape::Arena {
       chunks_.push_back({std::make_unique_for_overwrite<char[]>(size), size});
     }
     current_ = next;
-    cursor_ = chunks_[next].memory.get();
-    end_ = cursor_ + chunks_[next].size;
+    t_arena.cursor = chunks_[next].memory.get();
+    t_arena.end = t_arena.cursor + chunks_[next].size;
   }
 
   std::vector<Chunk> chunks_;
   size_t current_ = 0;
-  char* cursor_ = nullptr;
-  char* end_ = nullptr;
 };
 
 namespace {
@@ -119,8 +119,6 @@ uint64_t next_generation() {
   return ++counter;
 }
 
-thread_local bool t_grad_enabled = true;
-
 bool has_history(const TensorImpl& t) { return t.generation != 0; }
 
 [[noreturn]] void throw_stale(const TensorImpl& t) {
@@ -141,7 +139,7 @@ void accumulate(Tensor& slot, const Tensor& g) {
     return;
   }
   TensorImpl& s = *slot.impl();
-  if (!t_grad_enabled && s.owns_values_alone() && s.generation == 0 && s.shape == g.shape()) {
+  if (!t_engine.grad_enabled && s.owns_values_alone() && s.generation == 0 && s.shape == g.shape()) {
     const double* src = g.impl()->data;
     double* dst = s.data;
     for (int64_t i = 0; i < s.size; ++i) dst[i] += src[i];
@@ -173,7 +171,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
       if (takes_part(inputs[i])) needs.bits |= 1ULL << i;
     const char* op = node.op;
     const detail::Closure& rule =
-        !t_grad_enabled && node.raw_backward.invoke != nullptr ? node.raw_backward : node.backward;
+        !t_engine.grad_enabled && node.raw_backward.invoke != nullptr ? node.raw_backward : node.backward;
     if (rule.invoke == nullptr)
       throw InternalError(fmt::format("backward of {}", op), "the entry has no backward rule.");
     Grads grads = rule.invoke(rule.self, grad_outputs, needs);
@@ -251,6 +249,7 @@ void require_defined(const Tensor& t, const char* op, const char* what) {
 Tape::Tape() : arena_(new Arena), generation_(next_generation()) {
   t_engine.tape_generation = generation_;
   t_engine.live = 0;
+  t_engine.tape = this;
   t_tape_alive = true;
 }
 
@@ -258,10 +257,11 @@ Tape::~Tape() {
   release();
   delete arena_;
   t_tape_alive = false;
+  t_engine.tape = nullptr;
   t_engine.tape_generation = 0;  // no tensor has history of generation 0: no more counting
 }
 
-Tape& Tape::current() {
+Tape& Tape::create_current() {
   thread_local Tape tape;
   return tape;
 }
@@ -288,15 +288,17 @@ void Tape::release() {
 
 namespace detail {
 
-void* arena_allocate(std::size_t bytes, std::size_t align) {
-  return TapeAccess::arena(Tape::current()).allocate(bytes, align);
+void* arena_allocate_slow(std::size_t bytes, std::size_t align) {
+  return TapeAccess::arena(Tape::current()).allocate_in_next_chunk(bytes, align);
 }
 
-EntryBuilder::EntryBuilder(const char* op, std::span<const Tensor> inputs,
-                           std::span<Tensor> outputs) {
+EntryBuilder::EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outputs) {
   ++t_busy;
   Tape& tape = Tape::current();
-  auto* node = static_cast<Node*>(arena_allocate(sizeof(Node), alignof(Node)));
+  // One block: the entry, then its input handles, then its gradient slots.
+  static_assert(sizeof(Node) % alignof(Tensor) == 0);
+  auto* node = static_cast<Node*>(arena_allocate(
+      sizeof(Node) + sizeof(Tensor) * (inputs.size() + outputs.size()), alignof(Node)));
   node_ = node;
   node->op = op;
   node->num_inputs = static_cast<uint32_t>(inputs.size());
@@ -315,16 +317,12 @@ EntryBuilder::EntryBuilder(const char* op, std::span<const Tensor> inputs,
     impl.output = static_cast<int32_t>(j);
     if (impl.refs.load(std::memory_order_relaxed) > impl.tape_refs) ++t_engine.live;
   }
-  node->inputs = static_cast<Tensor*>(arena_allocate(sizeof(Tensor) * inputs.size(), alignof(Tensor)));
+  node->inputs = reinterpret_cast<Tensor*>(node + 1);
   {
     AdoptionScope adopting;  // the tape's own handles do not keep it alive
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      Tensor copy(inputs[i]);
-      new (node->inputs + i) Tensor(std::move(copy));  // the move is where a handle is adopted
-    }
+    for (size_t i = 0; i < inputs.size(); ++i) new (node->inputs + i) Tensor(inputs[i]);
   }
-  node->grad_outputs =
-      static_cast<Tensor*>(arena_allocate(sizeof(Tensor) * outputs.size(), alignof(Tensor)));
+  node->grad_outputs = node->inputs + inputs.size();
   for (size_t j = 0; j < outputs.size(); ++j) new (node->grad_outputs + j) Tensor();
 }
 
@@ -353,19 +351,10 @@ void adopt_into_tape(TensorImpl* p) {
 
 }  // namespace detail
 
-bool grad_enabled() { return t_grad_enabled; }
-
-NoGrad::NoGrad() : previous_(t_grad_enabled) { t_grad_enabled = false; }
-NoGrad::~NoGrad() { t_grad_enabled = previous_; }
-EnableGrad::EnableGrad() : previous_(t_grad_enabled) { t_grad_enabled = true; }
-EnableGrad::~EnableGrad() { t_grad_enabled = previous_; }
-
-bool needs_recording(std::span<const Tensor> inputs) {
-  if (!t_grad_enabled) return false;
-  for (const Tensor& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
-  return false;
-}
+NoGrad::NoGrad() : previous_(t_engine.grad_enabled) { t_engine.grad_enabled = false; }
+NoGrad::~NoGrad() { t_engine.grad_enabled = previous_; }
+EnableGrad::EnableGrad() : previous_(t_engine.grad_enabled) { t_engine.grad_enabled = true; }
+EnableGrad::~EnableGrad() { t_engine.grad_enabled = previous_; }
 
 void Tensor::backward() const { backward(BackwardOptions{}); }
 

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <new>
 #include <span>
 #include <type_traits>
@@ -58,10 +59,17 @@ class Grads {
  public:
   Grads() = default;
   explicit Grads(size_t n) { resize(n); }
-  Grads(std::initializer_list<Tensor> values) {
-    resize(values.size());
-    size_t i = 0;
-    for (const Tensor& v : values) (*this)[i++] = v;
+  // Grads{gx, gy}: the gradients are moved in (an initializer_list would copy each handle).
+  template <class... T>
+    requires(sizeof...(T) >= 1 && (std::is_convertible_v<T, Tensor> && ...))
+  Grads(T&&... values) : size_(sizeof...(T)) {  // NOLINT: implicit on purpose
+    if constexpr (sizeof...(T) <= kInline) {
+      size_t i = 0;
+      ((inline_[i++] = std::forward<T>(values)), ...);
+    } else {
+      heap_.reserve(sizeof...(T));
+      (heap_.emplace_back(std::forward<T>(values)), ...);
+    }
   }
   Grads(std::vector<Tensor> values) : size_(values.size()) {  // NOLINT: implicit on purpose
     if (size_ <= kInline) {
@@ -119,6 +127,27 @@ struct GradOptions {
   bool allow_unused = false;  // an input the outputs do not depend on gets zeros, not an error
 };
 
+// The inputs of an op, as a view: record({a, b}, ...) copies no handle (every copy of a Tensor
+// is an atomic reference-count update, a measurable part of a small op). Holds references to
+// its arguments, so use it only as a parameter.
+class Inputs {
+ public:
+  Inputs(std::initializer_list<std::reference_wrapper<const Tensor>> list)  // NOLINT
+      : refs_(std::data(list)), size_(list.size()) {}
+  Inputs(std::span<const Tensor> tensors)  // NOLINT
+      : tensors_(tensors.data()), size_(tensors.size()) {}
+  Inputs(const std::vector<Tensor>& tensors)  // NOLINT
+      : tensors_(tensors.data()), size_(tensors.size()) {}
+
+  size_t size() const { return size_; }
+  const Tensor& operator[](size_t i) const { return refs_ != nullptr ? refs_[i].get() : tensors_[i]; }
+
+ private:
+  const std::reference_wrapper<const Tensor>* refs_ = nullptr;
+  const Tensor* tensors_ = nullptr;
+  size_t size_ = 0;
+};
+
 namespace detail {
 
 // A backward rule placed in the tape's arena, called through two plain function pointers.
@@ -128,8 +157,24 @@ struct Closure {
   void* self = nullptr;
 };
 
-// Bump allocation in this thread's tape arena (valid until the tape is released).
-void* arena_allocate(std::size_t bytes, std::size_t align);
+// Bump allocation in this thread's tape arena (valid until the tape is released). The cursor
+// is thread-local so that the common case inlines; a new chunk is the slow path (tape.cpp).
+struct ArenaCursor {
+  char* cursor = nullptr;
+  char* end = nullptr;
+};
+extern thread_local constinit ArenaCursor t_arena __attribute__((tls_model("initial-exec")));
+void* arena_allocate_slow(std::size_t bytes, std::size_t align);
+
+inline void* arena_allocate(std::size_t bytes, std::size_t align) {
+  const uintptr_t p = (reinterpret_cast<uintptr_t>(t_arena.cursor) + align - 1) &
+                      ~(static_cast<uintptr_t>(align) - 1);
+  if (t_arena.cursor == nullptr || p + bytes > reinterpret_cast<uintptr_t>(t_arena.end))
+      [[unlikely]]
+    return arena_allocate_slow(bytes, align);
+  t_arena.cursor = reinterpret_cast<char*>(p + bytes);
+  return reinterpret_cast<void*>(p);
+}
 
 // RAII: handles moved while this is alive become the tape's own (tensor_impl.hpp).
 class AdoptionScope {
@@ -148,7 +193,9 @@ template <class F>
 Closure place_closure(F&& f) {
   using Fn = std::decay_t<F>;
   void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
-  {
+  if constexpr (std::is_trivially_copyable_v<Fn>) {
+    new (memory) Fn(std::forward<F>(f));  // no Tensor captured: nothing to adopt
+  } else {
     AdoptionScope adopting;
     new (memory) Fn(std::forward<F>(f));
   }
@@ -157,7 +204,8 @@ Closure place_closure(F&& f) {
   c.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
     return (*static_cast<Fn*>(self))(g, n);
   };
-  c.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
+  if constexpr (!std::is_trivially_destructible_v<Fn>)
+    c.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
   return c;
 }
 
@@ -174,7 +222,7 @@ auto single_output(F&& f) {
 // tape's own handles. While a builder is alive the tape cannot release itself.
 class EntryBuilder {
  public:
-  EntryBuilder(const char* op, std::span<const Tensor> inputs, std::span<Tensor> outputs);
+  EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outputs);
   ~EntryBuilder();
   EntryBuilder(const EntryBuilder&) = delete;
   EntryBuilder& operator=(const EntryBuilder&) = delete;
@@ -194,7 +242,11 @@ constexpr void check_single_output_rule() {
 
 class Tape {
  public:
-  static Tape& current();  // this thread's tape
+  static Tape& current() {  // this thread's tape
+    if (Tape* tape = detail::t_engine.tape) [[likely]]
+      return *tape;
+    return create_current();
+  }
 
   std::size_t size() const { return nodes_.size(); }
   uint64_t generation() const { return generation_; }
@@ -207,6 +259,7 @@ class Tape {
  private:
   Tape();
   ~Tape();
+  static Tape& create_current();
   friend struct TapeAccess;
   std::vector<Node*> nodes_;  // creation order; the entries themselves live in the arena
   Arena* arena_;              // owned; entries, their inputs and their closures
@@ -214,7 +267,7 @@ class Tape {
 };
 
 // Grad mode: when off, ops record nothing.
-bool grad_enabled();
+inline bool grad_enabled() { return detail::t_engine.grad_enabled; }
 
 // RAII: no recording in this scope (inference, optimiser updates). Nests.
 class NoGrad {
@@ -242,9 +295,13 @@ class EnableGrad {
 
 // True when a tensor takes part in differentiation (a leaf that requires grad, or a tensor
 // with history) and grad mode is on.
-bool needs_recording(std::span<const Tensor> inputs);
-inline bool needs_recording(std::initializer_list<Tensor> inputs) {
-  return needs_recording(std::span<const Tensor>(inputs.begin(), inputs.size()));
+inline bool needs_recording(Inputs inputs) {
+  if (!grad_enabled()) return false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorImpl* p = inputs[i].impl();
+    if (p != nullptr && (p->requires_grad || p->generation != 0)) return true;
+  }
+  return false;
 }
 
 // Records an op with several outputs. `backward(grad_outputs, needs)` receives one gradient per
@@ -263,7 +320,7 @@ std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
 // Records an op with one output; `backward(g, needs)` returns one gradient per input. The
 // optional `raw_backward` (same signature) is a first-order-only rule, e.g. a fused kernel.
 template <class F>
-Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&& backward) {
+Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward) {
   detail::check_single_output_rule<std::decay_t<F>>();
   if (!needs_recording(inputs)) return output;
   {
@@ -274,8 +331,7 @@ Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&&
 }
 
 template <class F, class R>
-Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&& backward,
-              R&& raw_backward) {
+Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward, R&& raw_backward) {
   detail::check_single_output_rule<std::decay_t<F>>();
   detail::check_single_output_rule<std::decay_t<R>>();
   if (!needs_recording(inputs)) return output;
@@ -287,20 +343,6 @@ Tensor record(const char* op, std::span<const Tensor> inputs, Tensor output, F&&
                     detail::place_closure(detail::single_output(std::forward<R>(raw_backward))));
   }
   return output;
-}
-
-// Same, with the inputs written in place: record("exp", {x}, out, ...).
-template <class F>
-Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward) {
-  return record(op, std::span<const Tensor>(inputs.begin(), inputs.size()), std::move(output),
-                std::forward<F>(backward));
-}
-
-template <class F, class R>
-Tensor record(const char* op, std::initializer_list<Tensor> inputs, Tensor output, F&& backward,
-              R&& raw_backward) {
-  return record(op, std::span<const Tensor>(inputs.begin(), inputs.size()), std::move(output),
-                std::forward<F>(backward), std::forward<R>(raw_backward));
 }
 
 // Gradients of sum_i <seeds_i, outputs_i> with respect to `inputs`, without touching .grad().

@@ -16,8 +16,8 @@ namespace detail {
 void destroy_impl(TensorImpl* p) {
   if (p->kind == StorageKind::Buffer) release_buffer(p->data, static_cast<size_t>(p->capacity));
   // Reset to the default state for reuse; releasing base/grad may free other tensors.
-  p->base = Tensor();
-  p->grad = Tensor();
+  if (p->base.defined()) p->base = Tensor();
+  if (p->grad.defined()) p->grad = Tensor();
   p->refs.store(1, std::memory_order_relaxed);
   p->tape_refs = 0;
   p->kind = StorageKind::Inline;
@@ -40,8 +40,8 @@ void Tensor::throw_undefined(const char* what) {
                          "was never computed).");
 }
 
-Tensor Tensor::empty(const Shape& shape, const char* op) {
-  const int64_t n = cholla::numel(shape, op);
+// Storage for n elements of `shape` (n already validated).
+Tensor Tensor::empty_of_size(const Shape& shape, int64_t n, const char* op) {
   TensorImpl* p = detail::allocate_impl();
   Tensor t(p);  // owns p from here on, also if the buffer allocation throws
   p->size = n;
@@ -54,6 +54,15 @@ Tensor Tensor::empty(const Shape& shape, const char* op) {
   }
   p->shape.assign(shape.begin(), shape.end());
   return t;
+}
+
+Tensor Tensor::empty(const Shape& shape, const char* op) {
+  return empty_of_size(shape, cholla::numel(shape, op), op);
+}
+
+Tensor Tensor::empty_like(const Tensor& x) {
+  const TensorImpl& src = x.checked_impl("empty_like");
+  return empty_of_size(src.shape, src.size, "empty_like");
 }
 
 Tensor Tensor::alias(const Tensor& x, Shape shape) {

@@ -18,6 +18,7 @@ namespace cholla {
 class Rng;
 struct TensorImpl;
 struct BackwardOptions;
+class Tape;
 
 class Tensor {
  public:
@@ -80,6 +81,8 @@ class Tensor {
   // write every element). `op` names the caller in a ShapeError (bad shape) or ResourceError
   // (more memory than the machine has).
   static Tensor empty(const Shape& shape, const char* op = "Tensor::empty");
+  // Uninitialised storage of x's shape (no shape validation: x's shape is known good).
+  static Tensor empty_like(const Tensor& x);
   bool same(const Tensor& other) const { return impl() == other.impl(); }
   // A tensor of `shape` (same element count) whose values are x's, shared, no history.
   static Tensor alias(const Tensor& x, Shape shape);
@@ -93,6 +96,7 @@ class Tensor {
   void release();
   void adopt();
   const TensorImpl& checked_impl(const char* what) const;
+  static Tensor empty_of_size(const Shape& shape, int64_t n, const char* op);
   [[noreturn]] static void throw_undefined(const char* what);
   friend struct TensorFactory;
 };

@@ -30,11 +30,14 @@ inline constexpr int64_t kInlineValues = 16;
 
 enum class StorageKind : uint8_t { Inline, Buffer, Alias };
 
-// Per-thread engine state read on hot paths. Initial-exec TLS: a plain %fs-relative load.
+// Per-thread engine state read on hot paths. Initial-exec TLS: a plain %fs-relative load
+// (a function-local thread_local would go through a guard and a call on every access).
 struct ThreadEngineState {
   uint64_t tape_generation = 0;  // generation of this thread's current tape
   int64_t live = 0;              // tensors with history of that tape that have external handles
   bool adopting = false;         // record() is moving handles into the tape
+  bool grad_enabled = true;      // NoGrad / EnableGrad
+  Tape* tape = nullptr;          // this thread's tape, once created (Tape::current)
 };
 extern thread_local constinit ThreadEngineState t_engine
     __attribute__((tls_model("initial-exec")));
@@ -63,6 +66,7 @@ struct TensorImpl {
   Tensor base;  // Alias: the tensor whose values `data` points into
   Tensor grad;  // accumulated gradient of a leaf
   int64_t capture_slot = -1;  // used by cholla::grad() to collect a leaf's gradient
+  TensorImpl* next_free = nullptr;  // in this thread's cache of unused objects (storage.hpp)
   double inline_values[detail::kInlineValues];
 
   // True when this object is the only holder of its values: an in-place update (gradient

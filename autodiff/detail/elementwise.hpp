@@ -54,7 +54,7 @@ void for_each_broadcast(const Shape& out, const std::array<std::vector<int64_t>,
 
 template <class F>
 Tensor map_unary(const Tensor& x, F f) {
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::empty_like(x);
   const double* in = x.data().data();
   parallel_fill(out.mutable_data().data(), x.numel(), [&](int64_t i) { return f(in[i]); });
   return out;
@@ -65,7 +65,7 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
   const double* pa = a.data().data();
   const double* pb = b.data().data();
   if (a.shape() == b.shape()) {
-    Tensor out = Tensor::empty(a.shape());
+    Tensor out = Tensor::empty_like(a);
     parallel_fill(out.mutable_data().data(), a.numel(), [&](int64_t i) { return f(pa[i], pb[i]); });
     return out;
   }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "autodiff/errors.hpp"
 
@@ -24,9 +25,58 @@ namespace cholla::detail {
 double* allocate_buffer(std::size_t count, const Shape& shape, const char* op);
 void release_buffer(double* p, std::size_t count);
 
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kPooledMemory = false;
+#else
+inline constexpr bool kPooledMemory = true;
+#endif
+
+// Recycled TensorImpl objects of this thread: an intrusive stack (TensorImpl::next_free), so
+// that taking and returning one is a few instructions, inline. `state` makes it safe during
+// thread exit: objects released after the pools are gone are deleted directly.
+struct ImplCache {
+  enum State : uint8_t { Unregistered, Alive, Gone };
+  TensorImpl* head = nullptr;
+  std::size_t count = 0;
+  State state = Unregistered;
+};
+extern thread_local constinit ImplCache t_impl_cache __attribute__((tls_model("initial-exec")));
+inline constexpr std::size_t kPooledImpls = 1u << 16;  // objects kept per thread at most
+
+TensorImpl* allocate_impl_slow();
+void recycle_impl_slow(TensorImpl* p);
+
 // A TensorImpl in its default state (refs 1, no values, empty shape with spare capacity).
-TensorImpl* allocate_impl();
+inline TensorImpl* allocate_impl();
 // Takes back an object whose fields have been reset (destroy_impl does that).
-void recycle_impl(TensorImpl* p);
+inline void recycle_impl(TensorImpl* p);
+
+}  // namespace cholla::detail
+
+#include "autodiff/tensor.hpp"
+
+namespace cholla::detail {
+
+inline TensorImpl* allocate_impl() {
+  if (kPooledMemory && t_impl_cache.head != nullptr) [[likely]] {
+    TensorImpl* p = t_impl_cache.head;
+    t_impl_cache.head = p->next_free;
+    --t_impl_cache.count;
+    p->next_free = nullptr;
+    return p;
+  }
+  return allocate_impl_slow();
+}
+
+inline void recycle_impl(TensorImpl* p) {
+  if (kPooledMemory && t_impl_cache.state == ImplCache::Alive &&
+      t_impl_cache.count < kPooledImpls) [[likely]] {
+    p->next_free = t_impl_cache.head;
+    t_impl_cache.head = p;
+    ++t_impl_cache.count;
+    return;
+  }
+  recycle_impl_slow(p);
+}
 
 }  // namespace cholla::detail

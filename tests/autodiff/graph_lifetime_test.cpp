@@ -96,3 +96,20 @@ TEST_CASE("an evaluation loop that forgot NoGrad runs in constant memory") {
   (void)growth;  // ASan quarantines freed memory: RSS grows by design (tape size checked above)
 #endif
 }
+
+TEST_CASE("the values of a temporary with history outlive it") {
+  // The temporary is the last external handle of its graph: it dies, and the tape (which
+  // held its values) is released, at the end of the range-for's initialiser. data() on an
+  // rvalue therefore returns a copy, not a view (ASan reports a use-after-free otherwise).
+  static_assert(std::is_same_v<decltype(std::declval<Tensor>().data()), std::vector<double>>);
+  static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().data()),
+                               std::span<const double>>);
+  Tape::current().release();
+  Tensor x = Tensor::from({2}, {0.25, -1.5}).requires_grad(true);
+  std::vector<double> seen;
+  for (double v : (exp(x) * 2.0).data()) seen.push_back(v);
+  CHECK(Tape::current().size() == 0);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == doctest::Approx(2 * std::exp(0.25)));
+  CHECK(seen[1] == doctest::Approx(2 * std::exp(-1.5)));
+}
