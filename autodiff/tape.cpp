@@ -12,6 +12,8 @@
 
 namespace cholla {
 
+using detail::TensorImpl;
+
 namespace detail {
 thread_local constinit ThreadEngineState t_engine;
 thread_local constinit ArenaCursor t_arena;
@@ -138,9 +140,9 @@ void accumulate(Tensor& slot, const Tensor& g) {
     slot = g;
     return;
   }
-  TensorImpl& s = *slot.impl();
+  TensorImpl& s = *detail::impl_of(slot);
   if (!t_engine.grad_enabled && s.owns_values_alone() && s.generation == 0 && s.shape == g.shape()) {
-    const double* src = g.impl()->data;
+    const double* src = detail::impl_of(g)->data;
     double* dst = s.data;
     for (int64_t i = 0; i < s.size; ++i) dst[i] += src[i];
     return;
@@ -151,7 +153,7 @@ void accumulate(Tensor& slot, const Tensor& g) {
 Tensor& output_slot(Node& node, int32_t j) { return node.grad_outputs[j]; }
 
 bool takes_part(const Tensor& t) {
-  const TensorImpl* p = t.impl();
+  const TensorImpl* p = detail::impl_of(t);
   return p != nullptr && (p->requires_grad || p->generation != 0);
 }
 
@@ -191,7 +193,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
                                      "input's shape (sum over broadcast dimensions).",
                                      i, format_shape(g.shape()), format_shape(input.shape())),
                          "", {g.shape(), input.shape()});
-      TensorImpl& in = *input.impl();
+      TensorImpl& in = *detail::impl_of(input);
       if (has_history(in)) {
         if (in.generation != tape.generation()) throw_stale(in);
         accumulate(output_slot(TapeAccess::node(tape, in.node), in.output), g);
@@ -213,7 +215,7 @@ void clear_grad_outputs(Tape& tape) {
 // Plants a seed at the entry that produced `output`; returns that entry's index, or -1 when
 // `output` is a leaf (then the seed is the leaf's own gradient).
 int64_t plant_seed(Tape& tape, const Tensor& output, const Tensor& seed) {
-  const TensorImpl& o = *output.impl();
+  const TensorImpl& o = *detail::impl_of(output);
   if (!has_history(o)) return -1;
   if (o.generation != tape.generation()) throw_stale(o);
   accumulate(output_slot(TapeAccess::node(tape, o.node), o.output), seed);
@@ -311,7 +313,7 @@ EntryBuilder::EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outp
   for (size_t j = 0; j < outputs.size(); ++j) {
     // Outputs are fresh tensors made by the op; give each its place on the tape. The caller
     // holds them, so each is a live tensor with history from here on.
-    TensorImpl& impl = *outputs[j].impl();
+    TensorImpl& impl = *detail::impl_of(outputs[j]);
     impl.generation = tape.generation();
     impl.node = index;
     impl.output = static_cast<int32_t>(j);
@@ -430,7 +432,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     // Gradients w.r.t. tensors with history are read off their entry as the sweep passes it:
     // run the sweep down to each such entry in turn, highest first.
     for (size_t i = 0; i < inputs.size(); ++i) {
-      TensorImpl& in = *inputs[i].impl();
+      TensorImpl& in = *detail::impl_of(inputs[i]);
       if (has_history(in)) {
         if (in.generation != tape.generation()) throw_stale(in);
         nonleaf_inputs.push_back(static_cast<int64_t>(i));
@@ -439,11 +441,12 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       }
     }
     std::sort(nonleaf_inputs.begin(), nonleaf_inputs.end(), [&](int64_t a, int64_t b) {
-      return inputs[static_cast<size_t>(a)].impl()->node > inputs[static_cast<size_t>(b)].impl()->node;
+      return detail::impl_of(inputs[static_cast<size_t>(a)])->node >
+             detail::impl_of(inputs[static_cast<size_t>(b)])->node;
     });
     int64_t cursor = top;  // the next entry to process
     for (int64_t i : nonleaf_inputs) {
-      const TensorImpl& in = *inputs[static_cast<size_t>(i)].impl();
+      const TensorImpl& in = *detail::impl_of(inputs[static_cast<size_t>(i)]);
       if (cursor > in.node) {
         sweep(tape, cursor, in.node + 1, &captured);
         cursor = in.node;
@@ -453,12 +456,12 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     }
     if (cursor >= 0) sweep(tape, cursor, 0, &captured);
     for (size_t i = 0; i < inputs.size(); ++i) {
-      inputs[i].impl()->capture_slot = -1;
+      detail::impl_of(inputs[i])->capture_slot = -1;
       if (captured[i].defined()) accumulate(result[i], captured[i]);
     }
   } catch (...) {
     for (const Tensor& t : inputs)
-      if (t.defined()) t.impl()->capture_slot = -1;
+      if (t.defined()) detail::impl_of(t)->capture_slot = -1;
     clear_grad_outputs(tape);
     if (!retain) tape.release();
     throw;

@@ -298,7 +298,7 @@ class EnableGrad {
 inline bool needs_recording(Inputs inputs) {
   if (!grad_enabled()) return false;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorImpl* p = inputs[i].impl();
+    const detail::TensorImpl* p = detail::impl_of(inputs[i]);
     if (p != nullptr && (p->requires_grad || p->generation != 0)) return true;
   }
   return false;

@@ -11,6 +11,8 @@
 
 namespace cholla {
 
+using detail::TensorImpl;
+
 namespace detail {
 
 void destroy_impl(TensorImpl* p) {

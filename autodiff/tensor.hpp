@@ -16,9 +16,15 @@
 namespace cholla {
 
 class Rng;
-struct TensorImpl;
+class Tensor;
 struct BackwardOptions;
 class Tape;
+
+namespace detail {
+struct TensorImpl;  // internal: what a handle points at (tensor_impl.hpp)
+// The engine's access to a handle's object (autodiff/ and kernels that fill values use it).
+TensorImpl* impl_of(const Tensor& t) noexcept;
+}  // namespace detail
 
 class Tensor {
  public:
@@ -73,8 +79,11 @@ class Tensor {
   void backward(const BackwardOptions& options) const;
   void backward(const Tensor& seed, const BackwardOptions& options) const;
 
-  // Engine access (ops and the tape use it; users need not).
-  TensorImpl* impl() const;
+  // Identity of the tensor object: equal for every copy of a handle, different for different
+  // tensors (a shared parameter appears once in a Module or an optimiser). Not an address to use.
+  const void* id() const noexcept { return reinterpret_cast<const void*>(bits_ & ~kTapeTag); }
+
+  // Engine access (ops use these; users need not).
   // A new tensor with no history. `values.size()` must equal numel(shape).
   static Tensor make(const Shape& shape, std::vector<double> values);
   // Uninitialised storage of the given shape, for kernels to fill (its values are unspecified:
@@ -91,14 +100,16 @@ class Tensor {
   // The TensorImpl pointer; bit 0 set when the tape holds this handle (tensor_impl.hpp).
   static constexpr uintptr_t kTapeTag = 1;
   uintptr_t bits_ = 0;
-  explicit Tensor(TensorImpl* adopted) noexcept : bits_(reinterpret_cast<uintptr_t>(adopted)) {}
+  explicit Tensor(detail::TensorImpl* adopted) noexcept
+      : bits_(reinterpret_cast<uintptr_t>(adopted)) {}
+  detail::TensorImpl* impl() const;
   void retain() const;
   void release();
   void adopt();
-  const TensorImpl& checked_impl(const char* what) const;
+  const detail::TensorImpl& checked_impl(const char* what) const;
   static Tensor empty_of_size(const Shape& shape, int64_t n, const char* op);
   [[noreturn]] static void throw_undefined(const char* what);
-  friend struct TensorFactory;
+  friend detail::TensorImpl* detail::impl_of(const Tensor& t) noexcept;
 };
 
 // Human-readable values, e.g. "tensor([[1, 2], [3, 4]])" (elides the middle of long tensors).

@@ -48,8 +48,6 @@ void note_external_handle_lost(TensorImpl* p);
 void adopt_into_tape(TensorImpl* p);
 void destroy_impl(TensorImpl* p);
 
-}  // namespace detail
-
 struct TensorImpl {
   std::atomic<int32_t> refs{1};
   int32_t tape_refs = 0;
@@ -76,7 +74,11 @@ struct TensorImpl {
   }
 };
 
-// ---- Tensor's inline members (they need TensorImpl complete) ------------------------------
+inline TensorImpl* impl_of(const Tensor& t) noexcept { return t.impl(); }
+
+}  // namespace detail
+
+// ---- Tensor's inline members (they need detail::TensorImpl complete) ------------------------------
 
 // A handle created while record() places an entry (its inputs, or a backward closure being
 // moved or copied into the arena: a lambda's captures of `const Tensor&` parameters are const
@@ -110,10 +112,10 @@ inline Tensor::~Tensor() {
   if (bits_ != 0) release();
 }
 
-inline TensorImpl* Tensor::impl() const { return reinterpret_cast<TensorImpl*>(bits_ & ~kTapeTag); }
+inline detail::TensorImpl* Tensor::impl() const { return reinterpret_cast<detail::TensorImpl*>(bits_ & ~kTapeTag); }
 
 inline void Tensor::retain() const {
-  TensorImpl* p = impl();
+  detail::TensorImpl* p = impl();
   const int32_t before = p->refs.fetch_add(1, std::memory_order_relaxed);
   if (p->generation != 0 && p->generation == detail::t_engine.tape_generation &&
       before == p->tape_refs) [[unlikely]]
@@ -121,7 +123,7 @@ inline void Tensor::retain() const {
 }
 
 inline void Tensor::release() {
-  TensorImpl* p = impl();
+  detail::TensorImpl* p = impl();
   const bool tape_held = (bits_ & kTapeTag) != 0;
   bits_ = 0;
   if (tape_held) --p->tape_refs;
@@ -133,13 +135,13 @@ inline void Tensor::release() {
 }
 
 inline void Tensor::adopt() {
-  TensorImpl* p = impl();
+  detail::TensorImpl* p = impl();
   if (p->generation == 0 || p->generation != detail::t_engine.tape_generation) return;
   bits_ |= kTapeTag;
   detail::adopt_into_tape(p);
 }
 
-inline const TensorImpl& Tensor::checked_impl(const char* what) const {
+inline const detail::TensorImpl& Tensor::checked_impl(const char* what) const {
   if (bits_ == 0) [[unlikely]]
     throw_undefined(what);
   return *impl();
@@ -150,17 +152,17 @@ inline int64_t Tensor::numel() const { return checked_impl("numel").size; }
 inline int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 
 inline std::span<const double> Tensor::data() const& {
-  const TensorImpl& t = checked_impl("data");
+  const detail::TensorImpl& t = checked_impl("data");
   return {t.data, static_cast<size_t>(t.size)};
 }
 
 inline std::span<double> Tensor::mutable_data() {
-  const TensorImpl& t = checked_impl("mutable_data");
+  const detail::TensorImpl& t = checked_impl("mutable_data");
   return {t.data, static_cast<size_t>(t.size)};
 }
 
 inline bool Tensor::requires_grad() const {
-  const TensorImpl& t = checked_impl("requires_grad");
+  const detail::TensorImpl& t = checked_impl("requires_grad");
   return t.requires_grad || t.generation != 0;
 }
 

@@ -23,10 +23,10 @@ std::vector<NamedTensor> Module::named_parameters() const {
   collect("", all);
   // A tensor registered twice (weight tying) must be updated once by an optimiser and saved
   // once in a checkpoint: keep its first name only.
-  std::unordered_set<const TensorImpl*> seen;
+  std::unordered_set<const void*> seen;
   std::vector<NamedTensor> out;
   for (auto& entry : all)
-    if (seen.insert(entry.second.impl()).second) out.push_back(std::move(entry));
+    if (seen.insert(entry.second.id()).second) out.push_back(std::move(entry));
   return out;
 }
 

@@ -14,7 +14,7 @@
 
 #include "autodiff/errors.hpp"
 
-namespace cholla {
+namespace cholla::detail {
 struct TensorImpl;
 }
 

@@ -28,7 +28,7 @@ Optimizer::Optimizer(const char* kind, std::vector<std::vector<Tensor>> groups,
     : kind_(kind), groups_(std::move(groups)), buffer_names_(std::move(buffers)) {
   if (groups_.empty())
     throw DomainError(kind_, "no parameter groups were given. Pass model.parameters().");
-  std::unordered_set<const TensorImpl*> seen;
+  std::unordered_set<const void*> seen;
   std::size_t total = 0;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t i = 0; i < groups_[g].size(); ++i) {
@@ -40,7 +40,7 @@ Optimizer::Optimizer(const char* kind, std::vector<std::vector<Tensor>> groups,
       if (!p.is_leaf())
         throw GraphError(kind_, where + " was produced by an op; optimisers update leaves only. "
                                         "Pass the module's parameters().");
-      if (!seen.insert(p.impl()).second)
+      if (!seen.insert(p.id()).second)
         throw DomainError(kind_, where + " appears twice; each parameter may be in one group "
                                          "only, once.");
     }
@@ -67,12 +67,12 @@ Optimizer::~Optimizer() {
 }
 
 void Optimizer::set_parameter_names(const NamedTensors& named) {
-  std::unordered_map<const TensorImpl*, const std::string*> by_impl;
+  std::unordered_map<const void*, const std::string*> by_impl;
   for (const auto& [name, t] : named)
-    if (t.defined()) by_impl.emplace(t.impl(), &name);  // first name wins, as in Module
+    if (t.defined()) by_impl.emplace(t.id(), &name);  // first name wins, as in Module
   for (std::size_t g = 0; g < groups_.size(); ++g)
     for (std::size_t i = 0; i < groups_[g].size(); ++i) {
-      const auto it = by_impl.find(groups_[g][i].impl());
+      const auto it = by_impl.find(groups_[g][i].id());
       if (it != by_impl.end()) names_[g][i] = *it->second;
     }
 }
