@@ -69,8 +69,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor neg(const Tensor& x) { return affine(x, -1.0, 0.0); }
 
 Tensor affine(const Tensor& x, double scale, double shift) {
-  check_defined(x, "affine", "x");
-  Tensor out = detail::map_unary(x, [scale, shift](double v) { return v * scale + shift; });
+  Tensor out = detail::map_unary(x, "affine", [scale, shift](double v) { return v * scale + shift; });
   return record("affine", {x}, out, [scale](const Tensor& g, Needs) {
     return Grads{affine(g, scale, 0.0)};
   });

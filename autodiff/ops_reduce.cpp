@@ -72,16 +72,38 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
                 [full = x.shape()](const Tensor& g, Needs) { return Grads{expand(g, full)}; });
 }
 
+namespace {
+
+// True when broadcasting `small` to `shape` only repeats it whole along leading dimensions
+// (small = [1, ..., 1, trailing dims of shape]): the result is `small` copied end to end.
+bool repeats_along_leading_dims(const Shape& small, const Shape& shape) {
+  size_t first = 0;
+  while (first < small.size() && small[first] == 1) ++first;
+  const size_t kept = small.size() - first;
+  if (kept > shape.size()) return false;
+  return std::equal(small.begin() + static_cast<std::ptrdiff_t>(first), small.end(),
+                    shape.end() - static_cast<std::ptrdiff_t>(kept));
+}
+
+}  // namespace
+
 Tensor expand(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   check_broadcastable(x.shape(), shape, "expand");
   Tensor out = Tensor::empty(shape, "expand");
   double* o = out.mutable_data().data();
   const double* in = x.data().data();
-  std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(x.shape(), shape)};
-  detail::for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
-    o[i] = in[off[0]];
-  });
+  const int64_t n = out.numel(), block = x.numel();
+  if (block == 1) {
+    std::fill_n(o, n, in[0]);  // the backward of sum/mean: the common case, a plain fill
+  } else if (repeats_along_leading_dims(x.shape(), shape)) {
+    for (int64_t at = 0; at < n; at += block) std::copy_n(in, block, o + at);
+  } else {
+    std::array<std::vector<int64_t>, 1> strides{detail::broadcast_strides(x.shape(), shape)};
+    detail::for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
+      o[i] = in[off[0]];
+    });
+  }
   return record("expand", {x}, out,
                 [small = x.shape()](const Tensor& g, Needs) { return Grads{sum_to(g, small)}; });
 }

@@ -41,9 +41,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  Tensor out = detail::map_unary(x, [lo, hi](double v) { return std::clamp(v, lo, hi); });
+  Tensor out = detail::map_unary(x, "clamp", [lo, hi](double v) { return std::clamp(v, lo, hi); });
   return record("clamp", {x}, out, [x, lo, hi](const Tensor& g, Needs) {
-    Tensor inside = detail::map_unary(x, [lo, hi](double v) { return v >= lo && v <= hi ? 1.0 : 0.0; });
+    Tensor inside = detail::map_unary(x, "clamp", [lo, hi](double v) { return v >= lo && v <= hi ? 1.0 : 0.0; });
     return Grads{g * inside};
   });
 }

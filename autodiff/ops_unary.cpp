@@ -2,6 +2,7 @@
 // functions, plain loops for the rest), then its derivative as ops, next to it.
 #include <cmath>
 
+#include "autodiff/checks.hpp"
 #include "autodiff/detail/elementwise.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
@@ -11,8 +12,9 @@ namespace cholla {
 namespace {
 
 // f over x through the vector kernel, chunked over the thread pool.
-Tensor map_vector(const Tensor& x, detail::UnaryFn f, double param = 0.0) {
-  Tensor out = Tensor::empty(x.shape());
+Tensor map_vector(const Tensor& x, const char* op, detail::UnaryFn f, double param = 0.0) {
+  check_defined(x, op, "x");
+  Tensor out = Tensor::empty_like(x);
   const double* in = x.data().data();
   double* o = out.mutable_data().data();
   parallel_for(x.numel(), detail::kElementwiseGrain, [&](int64_t begin, int64_t end) {
@@ -24,33 +26,33 @@ Tensor map_vector(const Tensor& x, detail::UnaryFn f, double param = 0.0) {
 }  // namespace
 
 Tensor exp(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kExp);
+  Tensor out = map_vector(x, "exp", detail::UnaryFn::kExp);
   return record("exp", {x}, out, [out](const Tensor& g, Needs) { return Grads{g * out}; });
 }
 
 Tensor log(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kLog);
+  Tensor out = map_vector(x, "log", detail::UnaryFn::kLog);
   return record("log", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / x}; });
 }
 
 Tensor log1p(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kLog1p);
+  Tensor out = map_vector(x, "log1p", detail::UnaryFn::kLog1p);
   return record("log1p", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / (x + 1.0)}; });
 }
 
 Tensor sqrt(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kSqrt);
+  Tensor out = map_vector(x, "sqrt", detail::UnaryFn::kSqrt);
   return record("sqrt", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * 0.5 / out}; });
 }
 
 Tensor square(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return v * v; });
+  Tensor out = detail::map_unary(x, "square", [](double v) { return v * v; });
   return record("square", {x}, out, [x](const Tensor& g, Needs) { return Grads{g * (2.0 * x)}; });
 }
 
 Tensor reciprocal(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return 1.0 / v; });
+  Tensor out = detail::map_unary(x, "reciprocal", [](double v) { return 1.0 / v; });
   return record("reciprocal", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{-(g * square(out))}; });
 }
@@ -59,7 +61,7 @@ Tensor pow(const Tensor& x, double p) {
   if (p == 0.0) return affine(x, 0.0, 1.0);  // keeps the (zero) gradient path to x
   if (p == 1.0) return x;
   if (p == 2.0) return square(x);
-  Tensor out = detail::map_unary(x, [p](double v) { return std::pow(v, p); });
+  Tensor out = detail::map_unary(x, "pow", [p](double v) { return std::pow(v, p); });
   return record("pow", {x}, out, [x, p](const Tensor& g, Needs) {
     return Grads{g * (p * pow(x, p - 1.0))};
   });
@@ -76,46 +78,46 @@ Tensor pow(const Tensor& x, const Tensor& p) {
 }
 
 Tensor abs(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return std::abs(v); });
+  Tensor out = detail::map_unary(x, "abs", [](double v) { return std::abs(v); });
   return record("abs", {x}, out, [x](const Tensor& g, Needs) {
     // sign(x) is piecewise constant: a constant tensor, so second derivatives are zero.
-    Tensor sign = detail::map_unary(x, [](double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); });
+    Tensor sign = detail::map_unary(x, "abs", [](double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); });
     return Grads{g * sign};
   });
 }
 
 Tensor tanh(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kTanh);
+  Tensor out = map_vector(x, "tanh", detail::UnaryFn::kTanh);
   return record("tanh", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; });
 }
 
 Tensor sigmoid(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kSigmoid);  // through exp(-|x|): no overflow
+  Tensor out = map_vector(x, "sigmoid", detail::UnaryFn::kSigmoid);  // through exp(-|x|): no overflow
   return record("sigmoid", {x}, out,
                 [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; });
 }
 
 Tensor relu(const Tensor& x) {
-  Tensor out = detail::map_unary(x, [](double v) { return v > 0 ? v : 0.0; });
+  Tensor out = detail::map_unary(x, "relu", [](double v) { return v > 0 ? v : 0.0; });
   return record("relu", {x}, out, [x](const Tensor& g, Needs) {
-    Tensor mask = detail::map_unary(x, [](double v) { return v > 0 ? 1.0 : 0.0; });
+    Tensor mask = detail::map_unary(x, "relu", [](double v) { return v > 0 ? 1.0 : 0.0; });
     return Grads{g * mask};
   });
 }
 
 Tensor elu(const Tensor& x, double alpha) {
-  Tensor out = map_vector(x, detail::UnaryFn::kElu, alpha);
+  Tensor out = map_vector(x, "elu", detail::UnaryFn::kElu, alpha);
   return record("elu", {x}, out, [x, out, alpha](const Tensor& g, Needs) {
     // d/dx = 1 for x > 0, alpha * exp(x) = out + alpha otherwise; written through `out` so the
     // second derivative (alpha * exp(x) on the negative side) comes out of the tape.
-    Tensor positive = detail::map_unary(x, [](double v) { return v > 0 ? 1.0 : 0.0; });
+    Tensor positive = detail::map_unary(x, "elu", [](double v) { return v > 0 ? 1.0 : 0.0; });
     return Grads{g * where(positive, Tensor::ones({}), out + alpha)};
   });
 }
 
 Tensor softplus(const Tensor& x) {
-  Tensor out = map_vector(x, detail::UnaryFn::kSoftplus);
+  Tensor out = map_vector(x, "softplus", detail::UnaryFn::kSoftplus);
   return record("softplus", {x}, out, [x](const Tensor& g, Needs) { return Grads{g * sigmoid(x)}; });
 }
 

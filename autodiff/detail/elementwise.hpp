@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autodiff/checks.hpp"
 #include "autodiff/parallel.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tensor.hpp"
@@ -52,8 +53,10 @@ void for_each_broadcast(const Shape& out, const std::array<std::vector<int64_t>,
   }
 }
 
+// `op` names the caller when x is undefined.
 template <class F>
-Tensor map_unary(const Tensor& x, F f) {
+Tensor map_unary(const Tensor& x, const char* op, F f) {
+  check_defined(x, op, "x");
   Tensor out = Tensor::empty_like(x);
   const double* in = x.data().data();
   parallel_fill(out.mutable_data().data(), x.numel(), [&](int64_t i) { return f(in[i]); });

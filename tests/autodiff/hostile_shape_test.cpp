@@ -94,6 +94,20 @@ TEST_CASE("check helpers: typed errors with op, argument, shapes and batch index
   }
   CHECK_THROWS_AS(check_defined(Tensor(), "my_op", "x"), GraphError);
   CHECK_THROWS_AS(add(Tensor(), Tensor::ones({1})), GraphError);
+  // An undefined argument is reported as the op's own (it used to say "shape").
+  for (auto [op, call] : std::vector<std::pair<std::string, Tensor (*)(const Tensor&)>>{
+           {"exp", [](const Tensor& x) { return exp(x); }},
+           {"square", [](const Tensor& x) { return square(x); }},
+           {"tanh", [](const Tensor& x) { return tanh(x); }},
+           {"affine", [](const Tensor& x) { return x * 2.0; }}}) {
+    try {
+      (void)call(Tensor());
+      FAIL("no exception");
+    } catch (const GraphError& e) {
+      CHECK(e.op() == op);
+      CHECK(e.argument() == "x");
+    }
+  }
   Tensor t = Tensor::zeros({2, 3, 2, 2});
   t.mutable_data()[1 * 12 + 2 * 4 + 3] = std::nan("");
   try {

@@ -135,6 +135,20 @@ TEST_CASE("reductions: gradcheck and gradgradcheck") {
   check_gradients([](const Fn& v) { return sum_to(v[0], {4, 1}); }, {x});
 }
 
+TEST_CASE("expand: each copy path against the broadcasting rule") {
+  // One element (a fill), whole repeats along leading dims (block copies), and a size-1 inner
+  // dim (the general walk): out[i, j, k] = x[i or 0, j or 0, k or 0].
+  const Tensor x = Tensor::from({2, 1, 3}, {1, 2, 3, 4, 5, 6});
+  check_values(expand(Tensor::scalar(7.5), {2, 2}), {7.5, 7.5, 7.5, 7.5});
+  check_values(expand(Tensor::from({1, 1}, {-2}), {2, 3}), {-2, -2, -2, -2, -2, -2});
+  check_values(expand(Tensor::from({3}, {1, 2, 3}), {2, 3}), {1, 2, 3, 1, 2, 3});
+  check_values(expand(Tensor::from({1, 2}, {8, 9}), {2, 2, 2}), {8, 9, 8, 9, 8, 9, 8, 9});
+  check_values(expand(x, {2, 2, 3}), {1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6});
+  check_values(expand(Tensor::from({2, 1}, {1, 2}), {2, 3}), {1, 1, 1, 2, 2, 2});
+  check_gradients([](const Fn& v) { return expand(v[0], {4, 2, 3}); }, {uniform({2, 3}, -1, 1, 9)});
+  check_gradients([](const Fn& v) { return expand(v[0], {3, 2}); }, {uniform({}, -1, 1, 10)});
+}
+
 TEST_CASE("shape ops: values") {
   Tensor x = Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
   check_values(transpose(x), {1, 4, 2, 5, 3, 6});
