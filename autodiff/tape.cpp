@@ -23,7 +23,7 @@ using detail::t_arena;
 using detail::t_engine;
 
 // One entry. Everything it points at lives in the tape's arena.
-struct Tape::Node {
+struct detail::TapeNode {
   const char* op;
   Tensor* inputs;        // num_inputs handles held by the tape
   Tensor* grad_outputs;  // num_outputs slots, filled during a backward sweep, then cleared
@@ -33,20 +33,20 @@ struct Tape::Node {
   detail::Closure raw_backward;  // optional first-order rule (invoke == nullptr when none)
 };
 
-using Node = Tape::Node;
+using Node = detail::TapeNode;
 
 // The engine's access to the tape's private parts.
 struct TapeAccess {
   static std::vector<Node*>& nodes(Tape& t) { return t.nodes_; }
   static Node& node(Tape& t, int64_t index) { return *t.nodes_[static_cast<size_t>(index)]; }
-  static Tape::Arena& arena(Tape& t) { return *t.arena_; }
+  static detail::TapeArena& arena(Tape& t) { return *t.arena_; }
 };
 
 // A chunked bump allocator. Chunks are kept across releases (a training loop reuses the same
 // memory every step); only chunks beyond kKeptBytes are returned to the system. The bump
 // cursor itself is the thread-local t_arena (one arena per thread), so that allocation inlines
 // (tape.hpp, detail::arena_allocate); this class only moves it from chunk to chunk.
-class Tape::Arena {
+class detail::TapeArena {
  public:
   // Called when the current chunk cannot hold `bytes` at `align`.
   void* allocate_in_next_chunk(std::size_t bytes, std::size_t align) {
@@ -248,7 +248,7 @@ void require_defined(const Tensor& t, const char* op, const char* what) {
 
 }  // namespace
 
-Tape::Tape() : arena_(new Arena), generation_(next_generation()) {
+Tape::Tape() : arena_(new detail::TapeArena), generation_(next_generation()) {
   t_engine.tape_generation = generation_;
   t_engine.live = 0;
   t_engine.tape = this;

@@ -150,6 +150,9 @@ class Inputs {
 
 namespace detail {
 
+struct TapeNode;   // one entry (tape.cpp)
+class TapeArena;   // the entries' memory (tape.cpp)
+
 // A backward rule placed in the tape's arena, called through two plain function pointers.
 struct Closure {
   Grads (*invoke)(void* self, std::span<const Tensor> grad_outputs, Needs needs) = nullptr;
@@ -253,16 +256,13 @@ class Tape {
   // Drops every entry; tensors they produced become stale (GraphError if a backward needs them).
   void release();
 
-  struct Node;   // internal (tape.cpp)
-  class Arena;  // internal (tape.cpp)
-
  private:
   Tape();
   ~Tape();
   static Tape& create_current();
   friend struct TapeAccess;
-  std::vector<Node*> nodes_;  // creation order; the entries themselves live in the arena
-  Arena* arena_;              // owned; entries, their inputs and their closures
+  std::vector<detail::TapeNode*> nodes_;  // creation order; the entries live in the arena
+  detail::TapeArena* arena_;              // owned; entries, their inputs and their closures
   uint64_t generation_;
 };
 
