@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "autodiff/checks.hpp"
 #include "autodiff/detail/elementwise.hpp"
 #include "autodiff/detail/finite.hpp"
 #include "autodiff/ops.hpp"
@@ -11,7 +12,7 @@
 namespace cholla::linalg::detail {
 
 MatrixShape matrix_shape(const Tensor& t, const char* op, const char* arg) {
-  if (!t.defined()) throw GraphError(op, fmt::format("argument {} is an undefined tensor.", arg), arg);
+  check_defined(t, op, arg);
   const Shape& s = t.shape();
   if (s.size() < 2)
     throw ShapeError(op, fmt::format("argument {} must be a matrix or a batch of matrices "

@@ -6,6 +6,7 @@
 #include <numbers>
 #include <vector>
 
+#include "autodiff/checks.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 
@@ -22,11 +23,6 @@ Tensor reduce(const Tensor& losses, Reduction reduction) {
       return losses;
   }
   throw DomainError("loss", "unknown Reduction value.");
-}
-
-void check_defined(const char* op, const char* arg, const Tensor& t) {
-  if (!t.defined())
-    throw GraphError(op, fmt::format("argument '{}' is an undefined tensor.", arg), arg);
 }
 
 // One-hot rows [N, C] from integer class indices, checked for range and integrality.
@@ -51,8 +47,8 @@ Tensor one_hot(const Tensor& targets, int64_t classes) {
 }  // namespace
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const MseOptions& options) {
-  check_defined("mse_loss", "input", input);
-  check_defined("mse_loss", "target", target);
+  check_defined(input, "mse_loss", "input");
+  check_defined(target, "mse_loss", "target");
   if (input.shape() != target.shape())
     throw ShapeError("mse_loss",
                      fmt::format("input {} and target {} differ in shape. Reshape one of them "
@@ -64,8 +60,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, const MseOptions& opt
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                      const CrossEntropyOptions& options) {
-  check_defined("cross_entropy", "logits", logits);
-  check_defined("cross_entropy", "targets", targets);
+  check_defined(logits, "cross_entropy", "logits");
+  check_defined(targets, "cross_entropy", "targets");
   if (logits.dim() < 1 || logits.dim() > 2 || logits.size(-1) < 1)
     throw ShapeError("cross_entropy",
                      fmt::format("logits have shape {}; expected [N, C] or [C] with C >= 1.",
@@ -92,9 +88,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
 
 Tensor gaussian_nll(const Tensor& input, const Tensor& target, const Tensor& var,
                     const GaussianNllOptions& options) {
-  check_defined("gaussian_nll", "input", input);
-  check_defined("gaussian_nll", "target", target);
-  check_defined("gaussian_nll", "var", var);
+  check_defined(input, "gaussian_nll", "input");
+  check_defined(target, "gaussian_nll", "target");
+  check_defined(var, "gaussian_nll", "var");
   if (input.shape() != target.shape())
     throw ShapeError("gaussian_nll",
                      fmt::format("input {} and target {} differ in shape.",
