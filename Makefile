@@ -1,6 +1,7 @@
 # The front door. Two commands do everything on a fresh Debian 12 machine:
 #   make demo   installs what is missing, builds, runs the main example
-#   make test   installs what is missing, builds twice (release, and ASan+UBSan), runs every test
+#   make test   installs what is missing, builds release and ASan+UBSan, runs every test, the
+#               libFuzzer targets (clang, build-fuzz) and the install check
 # Anything else: meson/ninja directly (see README).
 
 PACKAGES := g++ cmake pkg-config meson ninja-build libopenblas-dev liblapacke-dev \
@@ -37,4 +38,4 @@ bench: build
 	OPENBLAS_NUM_THREADS=1 scripts/run-bench.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
