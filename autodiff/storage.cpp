@@ -26,27 +26,26 @@ struct Pools {
   std::vector<std::vector<double*>> small{kSmallCounts};
   std::unordered_map<std::size_t, std::vector<double*>> large;
   std::size_t bytes = 0;
+  // One lifetime flag for buffers and TensorImpls alike: t_impl_cache.state is trivially
+  // destructible, so it can be read even while (or after) the pools are destroyed, and memory
+  // released during thread or program exit is then freed directly.
   Pools() { t_impl_cache.state = ImplCache::Alive; }
   ~Pools();
 };
 
-// Trivially destructible, so it can be read even while (or after) the pools are destroyed:
-// memory released during thread or program exit is then freed directly.
-thread_local constinit bool t_pools_alive = false;
-
 Pools& pools() {
   thread_local Pools p;
-  t_pools_alive = true;
   return p;
 }
 
+bool pools_alive() { return t_impl_cache.state == ImplCache::Alive; }
+
 Pools::~Pools() {
-  t_pools_alive = false;
+  t_impl_cache.state = ImplCache::Gone;
   for (auto& list : small)
     for (double* b : list) delete[] b;
   for (auto& [count, list] : large)
     for (double* b : list) delete[] b;
-  t_impl_cache.state = ImplCache::Gone;
   while (TensorImpl* p = t_impl_cache.head) {
     t_impl_cache.head = p->next_free;
     delete p;
@@ -103,7 +102,7 @@ double* allocate_buffer(std::size_t count, const Shape& shape, const char* op) {
 }
 
 void release_buffer(double* p, std::size_t count) {
-  if (kPooled && t_pools_alive) {
+  if (kPooled && pools_alive()) {
     Pools& q = pools();
     if (q.bytes + count * sizeof(double) <= kPoolBytes) {
       free_list(q, count).push_back(p);
