@@ -150,29 +150,102 @@ void write_shared(Tensor& t, const double* sum, bool shared) {
   if (t.defined() && shared) std::copy_n(sum, t.numel(), t.mutable_data().data());
 }
 
+// The gradients computed with the forward when a backward is expected, for a guessed g.
+//
+// The common loss is -mean(log_prob), whose backward hands every sample g = -(1/N): with that
+// guess the one SIMD pass computes log_prob and every gradient, and the backward only checks
+// g (8 bytes per sample) instead of a second pass that reloads the inputs and recomputes the
+// forward. The eager pass runs the backward's instructions on the same values, so a right guess
+// gives the backward's bits; a wrong one (another loss, a mixture's weights) drops them and
+// runs the backward, and this thread then stops guessing for a while (kGuessPause calls) so
+// that a loss of another form does not pay for the wasted gradients on every call.
+struct MvnRecord {
+  MvnBatch batch;
+  std::array<Tensor, 3> eager;  // loc, matrix, x; undefined when not computed or handed over
+  double guess = 0.0;
+  bool pending = false;         // eager holds gradients no backward has used yet
+};
+
+constexpr int kGuessPause = 16;
+thread_local int t_guess_pause = 0;
+thread_local GuessStats t_guess_stats;
+
+// Eager only when grad mode is on, some input takes part in differentiation and every gradient
+// wanted is per sample (an input shared by the batch or read through an offset list sums its
+// gradient over samples, which the eager pass does not do; with one sample, all are).
+bool guess_gradients(const MvnBatch& b, const std::array<bool, 3>& wanted) {
+  if (!grad_enabled() || !(wanted[0] || wanted[1] || wanted[2]) || b.count == 0) return false;
+  if (t_guess_pause > 0) {
+    --t_guess_pause;
+    return false;
+  }
+  auto per_sample = [&b](const std::vector<int64_t>& offsets, int64_t step) {
+    return offsets.empty() && (step != 0 || b.count == 1);
+  };
+  return (!wanted[0] || per_sample(b.loc_offset, b.loc_step)) && (!wanted[1] || per_sample(b.factor_offset, b.factor_step)) &&
+         (!wanted[2] || per_sample(b.x_offset, b.x_step));
+}
+
+// The eager gradients when the guess was right (handed over once: a second backward of a
+// retained graph recomputes); nullopt otherwise.
+std::optional<Grads> take_eager(MvnRecord& rec, const Tensor& g, Needs needs) {
+  if (!rec.pending) return std::nullopt;
+  rec.pending = false;
+  std::array<Tensor, 3> eager = std::move(rec.eager);
+  if (!simd_all_equal(g.data().data(), rec.batch.count, rec.guess)) {
+    t_guess_pause = kGuessPause;
+    ++t_guess_stats.wrong;
+    return std::nullopt;
+  }
+  ++t_guess_stats.right;
+  Grads out(3);
+  for (size_t i = 0; i < 3; ++i)
+    if (needs[i]) out[i] = std::move(eager[i]);
+  return out;
+}
+
 }  // namespace
+
+GuessStats& simd_guess_stats() { return t_guess_stats; }
+
+void simd_guess_reset() { t_guess_pause = 0; }
 
 Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind) {
   const int64_t d = factor.size(-1);
   if (!x.defined() || x.dim() < 1 || x.size(-1) != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
-  auto batch = std::make_shared<const MvnBatch>(plan_mvn_batch(loc, factor, x));
-  Tensor out = Tensor::empty(batch->shape);
-  MvnPass pass{.batch = batch.get(), .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
+  auto rec = std::make_shared<MvnRecord>();
+  rec->batch = plan_mvn_batch(loc, factor, x);
+  const MvnBatch& batch = rec->batch;
+  const std::array<bool, 3> wanted{loc.requires_grad(), matrix.requires_grad(), x.requires_grad()};
+  rec->pending = guess_gradients(batch, wanted);
+  Tensor out = Tensor::empty(batch.shape);
+  MvnPass pass{.batch = &batch, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
                .x = x.data().data(), .out = out.mutable_data().data()};
+  if (rec->pending) {
+    rec->guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
+    const Tensor* inputs[3] = {&loc, &matrix, &x};
+    for (size_t i = 0; i < 3; ++i)
+      if (wanted[i]) rec->eager[i] = Tensor::empty(inputs[i]->shape());
+    pass.eager_g = rec->guess;
+    pass.gloc = data_or_null(rec->eager[0]);
+    pass.gmatrix = data_or_null(rec->eager[1]);
+    pass.gx = data_or_null(rec->eager[2]);
+  }
   // A NaN or infinite log_prob is the only sign of a non-finite x (loc and the matrix were
   // checked when the distribution was built); only then is x scanned, to name the culprit.
   // (An empty batch computes nothing, so x is scanned directly.)
-  if (!simd_forward_all(pass) || batch->count == 0)
-    validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  const bool finite = rec->pending ? simd_eager_all(pass) : simd_forward_all(pass);
+  if (!finite || batch.count == 0) validation::check_sample(x, d, "MultivariateNormal::log_prob");
   // Recorded backward (create_graph): closed forms written with differentiable ops.
   auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
     const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
     return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
   };
-  // Plain first order: one SIMD pass.
+  // Plain first order: the eager gradients, or one SIMD pass.
   return record("mvn_log_prob", {loc, matrix, x}, out, composed,
-                [loc, matrix, factor, x, kind, batch](const Tensor& g, Needs needs) -> Grads {
-    const MvnBatch& b = *batch;
+                [loc, matrix, factor, x, kind, rec](const Tensor& g, Needs needs) -> Grads {
+    if (auto eager = take_eager(*rec, g, needs)) return std::move(*eager);
+    const MvnBatch& b = rec->batch;
     Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
     Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
     Tensor gx = gradient_buffer(needs[2], x, b.x_offset);

@@ -205,13 +205,30 @@ HWY_INLINE V sum_log_diagonal(const Vecs<Block<D>::kTri>& F) {
   return hn::IfThenElse(hn::Gt(smallest, hn::Zero(df)), h, hn::Set(df, std::numeric_limits<double>::quiet_NaN()));
 }
 
+// The log-density of one block from |w|^2 and the block's factor; `check` stays 0 unless some
+// output is NaN or infinite.
+template <int D, bool kPrecisionFactor>
+HWY_INLINE void store_log_prob(const MvnPass& p, const Block<D>& b, V maha, int64_t i0, int64_t n, V& check) {
+  const DF df;
+  const V constant = hn::Set(df, D * kHalfLog2Pi), half = hn::Set(df, 0.5);
+  const V h = sum_log_diagonal<D>(b.f);
+  const V out = hn::NegMulAdd(half, maha, kPrecisionFactor ? hn::Sub(h, constant) : hn::Neg(hn::Add(h, constant)));
+  check = hn::Add(check, hn::Mul(out, hn::Zero(df)));
+  if (n == static_cast<int64_t>(hn::Lanes(df))) {
+    hn::StoreU(out, df, p.out + i0);
+  } else {
+    HWY_ALIGN double tail[kMaxLanes];
+    hn::Store(out, df, tail);
+    std::copy_n(tail, n, p.out + i0);
+  }
+}
+
 template <int D, bool kPrecisionFactor>
 bool forward(const MvnPass& p, int64_t begin, int64_t end) {
   const DF df;
   const size_t lanes = hn::Lanes(df);
   const BatchIndex at(*p.batch);
-  const V constant = hn::Set(df, D * kHalfLog2Pi), half = hn::Set(df, 0.5);
-  V check = hn::Zero(df);  // stays 0 unless some output is NaN or infinite
+  V check = hn::Zero(df);
   for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), end - i0);
     Block<D> b;
@@ -219,16 +236,7 @@ bool forward(const MvnPass& p, int64_t begin, int64_t end) {
     Vecs<D> inv, r, w;
     if constexpr (!kPrecisionFactor) reciprocal_diagonal<D>(b.f, inv);
     const V maha = whiten<D, kPrecisionFactor>(b, inv, r, w);
-    const V h = sum_log_diagonal<D>(b.f);
-    const V out = hn::NegMulAdd(half, maha, kPrecisionFactor ? hn::Sub(h, constant) : hn::Neg(hn::Add(h, constant)));
-    check = hn::Add(check, hn::Mul(out, hn::Zero(df)));
-    if (n == static_cast<int64_t>(lanes)) {
-      hn::StoreU(out, df, p.out + i0);
-    } else {
-      HWY_ALIGN double tail[kMaxLanes];
-      hn::Store(out, df, tail);
-      std::copy_n(tail, n, p.out + i0);
-    }
+    store_log_prob<D, kPrecisionFactor>(p, b, maha, i0, n, check);
   }
   return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
 }
@@ -283,8 +291,13 @@ class GradientSink {
   HWY_ALIGN double block_[N][kMaxLanes];
 };
 
+// The first-order gradients of samples [begin, end) times g (backward), or, eagerly, the
+// log-density and the gradients for g = p.eager_g on every sample in the same pass (p.g
+// unused; every gradient buffer is per sample, see simd_eager). Both run the same instructions
+// on the same values, so where g equals that guess the results are the same bits. (A run-time
+// flag, not a template parameter: the 32 instantiations per target are slow enough to compile.)
 template <int D, MvnMatrix kMatrix>
-void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
+bool gradients(const MvnPass& p, int64_t begin, int64_t end, double* shared, bool eager) {
   constexpr bool kPrecisionFactor = kMatrix == MvnMatrix::PrecisionTril || kMatrix == MvnMatrix::Precision;
   constexpr bool kSymmetric = kMatrix == MvnMatrix::Covariance || kMatrix == MvnMatrix::Precision;
   constexpr int kTri = Block<D>::kTri;
@@ -292,6 +305,7 @@ void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   const size_t lanes = hn::Lanes(df);
   const BatchIndex at(*p.batch);
   const V half = hn::Set(df, 0.5);
+  V check = hn::Zero(df);
   GradientSink<D> gloc(p.gloc, at.loc, 1.0), gx(p.gx, at.x, -1.0);
   GradientSink<D * D> gmatrix(p.gmatrix, at.factor, 1.0);
   bool lower[D * D];
@@ -303,8 +317,10 @@ void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
     const Vecs<kTri>& F = b.f;
     Vecs<D> inv, r, w, s;
     reciprocal_diagonal<D>(F, inv);
-    whiten<D, kPrecisionFactor>(b, inv, r, w);
-    const V g = load_g(p.g, i0, n);
+    const V maha = whiten<D, kPrecisionFactor>(b, inv, r, w);
+    if (eager) store_log_prob<D, kPrecisionFactor>(p, b, maha, i0, n, check);
+    const V g = eager ? hn::IfThenElseZero(hn::FirstN(df, static_cast<size_t>(n)), hn::Set(df, p.eager_g))
+                       : load_g(p.g, i0, n);
     // s = d log p / d x up to sign: L^{-T} w (back substitution) or M w.
     if constexpr (!kPrecisionFactor) {
       for (int k = D - 1; k >= 0; --k) {
@@ -364,6 +380,7 @@ void backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   gloc.finish(shared);
   gx.finish(shared + D);
   gmatrix.finish(shared + 2 * D);
+  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
 }
 
 // The Cholesky factorisation of one block of matrices, and (when asked) the symmetry check
@@ -446,16 +463,36 @@ bool Forward(const MvnPass& p, int64_t begin, int64_t end) {
   });
 }
 
-void Backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
-  with_dim(p.batch->d, [&](auto dim) {
+bool all_gradients(const MvnPass& p, int64_t begin, int64_t end, double* shared, bool eager) {
+  return with_dim(p.batch->d, [&](auto dim) {
     constexpr int D = dim.value;
     switch (p.matrix) {
-      case MvnMatrix::ScaleTril: return backward<D, MvnMatrix::ScaleTril>(p, begin, end, shared);
-      case MvnMatrix::PrecisionTril: return backward<D, MvnMatrix::PrecisionTril>(p, begin, end, shared);
-      case MvnMatrix::Covariance: return backward<D, MvnMatrix::Covariance>(p, begin, end, shared);
-      case MvnMatrix::Precision: return backward<D, MvnMatrix::Precision>(p, begin, end, shared);
+      case MvnMatrix::ScaleTril: return gradients<D, MvnMatrix::ScaleTril>(p, begin, end, shared, eager);
+      case MvnMatrix::PrecisionTril: return gradients<D, MvnMatrix::PrecisionTril>(p, begin, end, shared, eager);
+      case MvnMatrix::Covariance: return gradients<D, MvnMatrix::Covariance>(p, begin, end, shared, eager);
+      case MvnMatrix::Precision: return gradients<D, MvnMatrix::Precision>(p, begin, end, shared, eager);
     }
+    return false;
   });
+}
+
+void Backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
+  all_gradients(p, begin, end, shared, false);
+}
+
+// A batch of one sample plans every input as shared by all samples (step 0): its gradient is
+// then summed over the one sample, and copied here.
+bool Eager(const MvnPass& p, int64_t begin, int64_t end) {
+  const MvnBatch& b = *p.batch;
+  double sum[2 * kMaxFusedDim + kMaxFusedDim * kMaxFusedDim];
+  const bool ok = all_gradients(p, begin, end, sum, true);
+  auto copy = [](double* dst, const std::vector<int64_t>& offsets, int64_t step, const double* from, int64_t n) {
+    if (dst != nullptr && offsets.empty() && step == 0) std::copy_n(from, n, dst);
+  };
+  copy(p.gloc, b.loc_offset, b.loc_step, sum, b.d);
+  copy(p.gx, b.x_offset, b.x_step, sum + b.d, b.d);
+  copy(p.gmatrix, b.factor_offset, b.factor_step, sum + 2 * b.d, b.d * b.d);
+  return ok;
 }
 
 bool Cholesky(const CholeskyPass& p) {
@@ -482,6 +519,18 @@ bool AllFinite(const double* p, int64_t n) {
   bool ok = hn::AllTrue(df, hn::Eq(hn::Or(a, b), hn::Zero(df)));
   for (; i < n; ++i) ok = ok && std::isfinite(p[i]);
   return ok;
+}
+
+bool AllEqual(const double* p, int64_t n, double value) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const V v = hn::Set(df, value);
+  auto same = hn::FirstN(df, static_cast<size_t>(lanes));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) same = hn::And(same, hn::Eq(hn::LoadU(df, p + i), v));
+  bool all = hn::AllTrue(df, same);
+  for (; i < n; ++i) all = all && p[i] == value;
+  return all;
 }
 
 // Every entry finite, and position k of a matrix 0 (strict upper), positive (diagonal) or
@@ -523,8 +572,10 @@ namespace cholla::dist::detail {
 
 HWY_EXPORT(Forward);
 HWY_EXPORT(Backward);
+HWY_EXPORT(Eager);
 HWY_EXPORT(Cholesky);
 HWY_EXPORT(AllFinite);
+HWY_EXPORT(AllEqual);
 HWY_EXPORT(FiniteLowerPositive);
 
 bool simd_forward(const MvnPass& p, int64_t begin, int64_t end) {
@@ -533,6 +584,10 @@ bool simd_forward(const MvnPass& p, int64_t begin, int64_t end) {
 
 void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared) {
   HWY_DYNAMIC_DISPATCH(Backward)(p, begin, end, shared);
+}
+
+bool simd_eager(const MvnPass& p, int64_t begin, int64_t end) {
+  return HWY_DYNAMIC_DISPATCH(Eager)(p, begin, end);
 }
 
 bool simd_cholesky(const CholeskyPass& p) { return HWY_DYNAMIC_DISPATCH(Cholesky)(p); }
@@ -553,6 +608,10 @@ bool simd_all_finite(const double* p, int64_t n) {
   return all_chunks(n, int64_t{1} << 16, [p](int64_t begin, int64_t end) {
     return HWY_DYNAMIC_DISPATCH(AllFinite)(p + begin, end - begin);
   });
+}
+
+bool simd_all_equal(const double* p, int64_t n, double value) {
+  return HWY_DYNAMIC_DISPATCH(AllEqual)(p, n, value);
 }
 
 bool simd_finite_lower_positive(const double* L, int64_t d, int64_t count) {

@@ -35,16 +35,23 @@ bool accumulates(const std::vector<int64_t>& offsets, const double* gradient) {
   return gradient != nullptr && !offsets.empty();
 }
 
-}  // namespace
-
-bool simd_forward_all(const MvnPass& p) {
+// Runs pass(p, begin, end) -> bool over fixed chunks; true when every chunk returned true.
+template <class Pass>
+bool all_chunks(const MvnPass& p, Pass&& pass) {
   const int64_t count = p.batch->count;
   std::array<bool, kMaxChunks> ok;
   ok.fill(true);
   const int64_t g = grain(p.batch->d, count);
-  parallel_for(count, g, [&](int64_t begin, int64_t end) { ok[static_cast<size_t>(begin / g)] = simd_forward(p, begin, end); });
+  parallel_for(count, g, [&](int64_t begin, int64_t end) { ok[static_cast<size_t>(begin / g)] = pass(p, begin, end); });
   return std::all_of(ok.begin(), ok.end(), [](bool b) { return b; });
 }
+
+}  // namespace
+
+bool simd_forward_all(const MvnPass& p) { return all_chunks(p, simd_forward); }
+
+// Every gradient is per sample here, so chunks write disjoint elements.
+bool simd_eager_all(const MvnPass& p) { return all_chunks(p, simd_eager); }
 
 void simd_backward_all(const MvnPass& p, double* shared) {
   const MvnBatch& b = *p.batch;

@@ -34,7 +34,16 @@ inline bool is_precision_factor(MvnMatrix m) { return m == MvnMatrix::PrecisionT
 // gradients go to loc, matrix and x. First order runs simd_backward; a recorded backward
 // (create_graph) uses closed forms written with differentiable ops, so second order is exact.
 // x must be finite (checked only when a log_prob comes out non-finite).
+// When a backward is expected, the forward computes the gradients too, for the g of
+// -mean(log_prob); the backward uses them if g is that, and recomputes otherwise (same bits
+// either way; log_density.cpp). For tests: how often this thread's guesses were right or
+// wrong, and guessing again from the next call (a wrong guess pauses guessing for some calls).
 Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind);
+struct GuessStats {
+  int64_t right = 0, wrong = 0;
+};
+GuessStats& simd_guess_stats();
+void simd_guess_reset();
 
 // The Cholesky factor of a batch of symmetric d x d matrices (d <= 8), recorded as potrf of A,
 // with its report; nullopt when d > 8 or some matrix is not positive definite (the caller then
@@ -54,6 +63,7 @@ struct MvnPass {
   const double* x = nullptr;
   double* out = nullptr;        // forward: [count]
   const double* g = nullptr;    // backward: [count]
+  double eager_g = 0.0;         // simd_eager: the g assumed for every sample
   double* gloc = nullptr;       // backward outputs; null when not needed. Inputs read through an
   double* gmatrix = nullptr;    // offset list must arrive zero-filled (they are accumulated);
   double* gx = nullptr;         // the others are written once, whole.
@@ -68,6 +78,12 @@ bool simd_forward(const MvnPass& p, int64_t begin, int64_t end);
 // loc, x, matrix; each written, not added), and the caller writes it; the rest is written
 // straight into the gradient buffers.
 void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared);
+
+// The forward and the backward in one pass, for a guessed incoming gradient: writes out (as
+// simd_forward, same return) and every gradient simd_backward would write if g were p.eager_g
+// for every sample, bit for bit. Only for gradients that are per sample: no input shared by
+// every sample or read through an offset list has one.
+bool simd_eager(const MvnPass& p, int64_t begin, int64_t end);
 
 // Cholesky factors of `count` symmetric d x d matrices (lower triangle read, upper of L set to
 // 0), optionally checking symmetry on the same loaded values. Returns false if any matrix is
@@ -87,12 +103,14 @@ bool simd_cholesky(const CholeskyPass& p);
 // (mvn_simd_parallel.cpp): bit-identical results for every thread count. A gradient that
 // samples add into through an offset list keeps the backward on the calling thread.
 bool simd_forward_all(const MvnPass& p);
+bool simd_eager_all(const MvnPass& p);
 void simd_backward_all(const MvnPass& p, double* shared);
 bool simd_cholesky_all(const CholeskyPass& p);
 
 // Validation scans: every value finite; every d x d matrix finite and lower triangular with a
 // positive diagonal. Both only answer yes or no; the reference checks locate the culprit.
 bool simd_all_finite(const double* p, int64_t n);
+bool simd_all_equal(const double* p, int64_t n, double value);  // every p[i] == value
 bool simd_finite_lower_positive(const double* L, int64_t d, int64_t count);
 
 // For tests: the SIMD targets compiled in and supported by this machine, and forcing one (0

@@ -104,6 +104,70 @@ TEST_CASE("simd log_prob equals the composed path: every kind, d = 1..8, N aroun
   });
 }
 
+// -mean(log_prob), the loss whose g the forward guesses: the gradients computed with the forward
+// equal the composed path's, and bit for bit those of the backward pass that recomputes them
+// (a retained graph's second backward, and a loss with another g).
+void compare_mean_loss(MvnMatrix kind, Tensor loc, Tensor matrix, Tensor x, bool x_grad) {
+  loc = loc.detach().requires_grad(true);
+  matrix = matrix.detach().requires_grad(true);
+  x = x.detach().requires_grad(x_grad);
+  const bool precision = kind == MvnMatrix::PrecisionTril || kind == MvnMatrix::Precision;
+  Tensor factor = symmetric(kind) ? dist::detail::simd_factorise(matrix)->factor : matrix;
+  std::vector<Tensor> inputs{loc, matrix};
+  if (x_grad) inputs.push_back(x);
+  dist::detail::simd_guess_reset();
+  auto& stats = dist::detail::simd_guess_stats();
+  const int64_t right = stats.right;
+  Tensor lp = dist::detail::simd_log_prob(loc, matrix, factor, x, kind);
+  Tensor loss = -mean(lp);
+  auto eager = grad({loss}, inputs, {.retain_graph = true});
+  CHECK(stats.right == right + 1);
+  auto again = grad({loss}, inputs);  // the eager gradients were handed over: recomputed
+  CHECK(stats.right == right + 1);
+  Tensor other = dist::detail::simd_log_prob(loc, matrix, factor, x, kind);
+  auto wrong = grad({mean(other) * -1.5}, inputs);  // a wrong guess
+  Tensor ref = dist::detail::composed_log_prob(loc, symmetric(kind) ? linalg::potrf(matrix) : matrix, x, precision);
+  auto want = grad({-mean(ref)}, inputs);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(eager[i].to_vector() == again[i].to_vector());
+    check_relative(eager[i], want[i], 1e-11);
+    check_relative(wrong[i], want[i] * 1.5, 1e-11);
+  }
+}
+
+TEST_CASE("simd -mean(log_prob): gradients computed with the forward equal the backward's bits and the composed path") {
+  for_each_target([] {
+    for (MvnMatrix kind : kKinds)
+      for (int64_t d : {1, 3, 5, 8})
+        for (int64_t n : {1, 7, 8, 9, 17}) {
+          CAPTURE(static_cast<int>(kind));
+          CAPTURE(d);
+          CAPTURE(n);
+          const auto seed = static_cast<uint64_t>(d * 300 + n);
+          Tensor loc = test::uniform({n, d}, -1, 1, seed);
+          Tensor m = make_matrix(kind, {n}, d, 1.0, seed + 1);
+          Tensor x = sample_like(kind, loc, {n, d}, 1.0, seed + 2);
+          compare_mean_loss(kind, loc, m, x, true);
+          compare_mean_loss(kind, loc, m, x, false);
+        }
+  });
+  // A wrong guess pauses guessing on this thread; a right one is still used afterwards.
+  auto& stats = dist::detail::simd_guess_stats();
+  dist::detail::simd_guess_reset();
+  const int64_t wrong = stats.wrong;
+  Tensor loc = test::uniform({5, 2}, -1, 1, 1).requires_grad(true);
+  Tensor L = test::triangular({5}, 2, true, 2).requires_grad(true);
+  auto mvn = MultivariateNormal::from_scale_tril(loc, L);
+  (void)grad({sum(mvn.log_prob(Tensor::zeros({5, 2})))}, {loc});
+  CHECK(stats.wrong == wrong + 1);
+  const int64_t right = stats.right;
+  for (int i = 0; i < 40; ++i) (void)grad({-mean(mvn.log_prob(Tensor::zeros({5, 2})))}, {loc, L});
+  CHECK(stats.right > right);
+  CHECK(stats.right < right + 40);
+  CHECK(stats.wrong == wrong + 1);
+}
+
 TEST_CASE("simd log_prob at tiny and huge scales (the one-log log-determinant cannot overflow)") {
   for_each_target([] {
     for (MvnMatrix kind : kKinds)
