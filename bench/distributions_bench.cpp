@@ -8,7 +8,9 @@
 // replaced: the scalar validation loops, potrf recorded on the tape, and the scalar fused
 // kernel (distributions/mvn_kernels.cpp). Run both interleaved for an A/B in one process:
 //   distributions_bench --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true
-// BM_Kernel* times the SIMD forward and backward kernels alone on raw buffers.
+// BM_Kernel* times the SIMD kernels alone on raw buffers: the one pass that computes log_prob
+// and the gradients of -mean(log_prob) (what BM_Nll* runs), and the forward and backward passes
+// it replaced (still run for other losses).
 #include <benchmark/benchmark.h>
 
 #include <cholla.hpp>
@@ -88,8 +90,9 @@ void BM_NllCovariance(benchmark::State& state) { nll(state, true, false); }
 void BM_RefNllScaleTril(benchmark::State& state) { nll(state, false, true); }
 void BM_RefNllCovariance(benchmark::State& state) { nll(state, true, true); }
 
-// The SIMD kernels alone (scale_tril form, all gradients but x): forward, then backward.
-void BM_KernelScaleTril(benchmark::State& state) {
+// The SIMD kernels alone (scale_tril form, all gradients but x): one pass, or forward then
+// backward.
+void kernel(benchmark::State& state, bool one_pass) {
   const int64_t n = state.range(0), d = state.range(1);
   Inputs in = make_inputs(n, d, false);
   const auto batch = dist::detail::plan_mvn_batch(in.loc, in.matrix, in.y);
@@ -98,19 +101,28 @@ void BM_KernelScaleTril(benchmark::State& state) {
   std::vector<double> shared(2 * 8 + 64);
   dist::detail::MvnPass pass{.batch = &batch, .matrix = dist::detail::MvnMatrix::ScaleTril,
                              .loc = in.loc.data().data(), .factor = in.matrix.data().data(),
-                             .x = in.y.data().data(), .out = out.data()};
+                             .x = in.y.data().data(), .out = out.data(), .eager_g = g[0]};
   for (auto _ : state) {
-    pass.g = nullptr;
-    benchmark::DoNotOptimize(dist::detail::simd_forward(pass, 0, n));
-    pass.g = g.data();
-    pass.gloc = gloc.data();
-    pass.gmatrix = gm.data();
-    dist::detail::simd_backward(pass, 0, n, shared.data());
-    pass.gloc = pass.gmatrix = nullptr;
+    if (one_pass) {
+      pass.gloc = gloc.data();
+      pass.gmatrix = gm.data();
+      benchmark::DoNotOptimize(dist::detail::simd_eager(pass, 0, n));
+    } else {
+      pass.g = nullptr;
+      pass.gloc = pass.gmatrix = nullptr;
+      benchmark::DoNotOptimize(dist::detail::simd_forward(pass, 0, n));
+      pass.g = g.data();
+      pass.gloc = gloc.data();
+      pass.gmatrix = gm.data();
+      dist::detail::simd_backward(pass, 0, n, shared.data());
+    }
     benchmark::ClobberMemory();
   }
   per_sample(state, n);
 }
+
+void BM_KernelScaleTril(benchmark::State& state) { kernel(state, true); }
+void BM_KernelScaleTrilTwoPass(benchmark::State& state) { kernel(state, false); }
 
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "d", "threads"});
@@ -140,5 +152,6 @@ BENCHMARK(BM_RefNllCovariance)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond
 BENCHMARK(BM_NllScaleTril)->Name("BM_NllScaleTril_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NllCovariance)->Name("BM_NllCovariance_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KernelScaleTrilTwoPass)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
