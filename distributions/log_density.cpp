@@ -271,14 +271,14 @@ Tensor cholesky_backward(const Tensor& L, const Tensor& G) {
   return linalg::trsm(L, Y, {.rightside = true, .alpha = 0.5});
 }
 
-std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry) {
+std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry, bool check_finite) {
   const int64_t d = A.size(-1);
   if (d > kMaxFusedDim) return std::nullopt;
   const Shape batch(A.shape().begin(), A.shape().end() - 2);
   Tensor L = Tensor::empty(A.shape());
   const CholeskyPass pass{.A = A.data().data(), .d = d, .count = numel(batch), .L = L.mutable_data().data(),
                           .check_symmetry = symmetry.on, .symmetry_rtol = symmetry.rtol,
-                          .symmetry_atol = symmetry.atol};
+                          .symmetry_atol = symmetry.atol, .check_finite = check_finite};
   if (!simd_cholesky_all(pass)) return std::nullopt;
   Factorisation f;
   f.report.batch_shape = batch;

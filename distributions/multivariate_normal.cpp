@@ -57,12 +57,13 @@ detail::MvnParts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const ch
 
 // The two symmetric forms: factorised once with potrf under the failure policy.
 detail::MvnParts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
-  validation::check_parameters(loc, A, who, arg);
-  // d <= 8, all symmetric (when validating) and positive definite: checked and factorised in
-  // one SIMD pass, and log_prob differentiates A directly (no potrf backward). Otherwise the
-  // reference check and the failure policy decide, exactly as documented.
-  if (auto fast = detail::simd_factorise(A, {o.validate, o.symmetry_rtol, o.symmetry_atol}))
+  validation::check_parameters(loc, A, who, arg, false, false);
+  // d <= 8, all finite, symmetric (when validating) and positive definite: checked and
+  // factorised in one SIMD pass, and log_prob differentiates A directly (no potrf backward).
+  // Otherwise the reference checks and the failure policy decide, exactly as documented.
+  if (auto fast = detail::simd_factorise(A, {o.validate, o.symmetry_rtol, o.symmetry_atol}, true))
     return {std::move(loc), std::move(fast->factor), std::move(fast->report), A};
+  validation::check_parameters(loc, A, who, arg);
   if (o.validate) validation::check_symmetric(A, o.symmetry_rtol, o.symmetry_atol, who, arg);
   Factorisation f = factorise(A, o.on_failure, who, arg);
   return {std::move(loc), std::move(f.factor), std::move(f.report), Tensor()};

@@ -382,8 +382,11 @@ bool gradients(const MvnPass& p, int64_t begin, int64_t end, double* shared, boo
   return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
 }
 
+// x * 0 is +-0 for a finite x and NaN otherwise; the OR of such values is NaN iff one was.
+HWY_INLINE V nan_if_not_finite(V acc, V v) { return hn::Or(acc, hn::Mul(v, hn::Zero(DF()))); }
+
 // The Cholesky factorisation of one block of matrices, and (when asked) the symmetry check
-// |A - A^T| <= atol + rtol max|A| on the same loaded values.
+// |A - A^T| <= atol + rtol max|A| and the finiteness of every entry on the same loaded values.
 template <int D>
 bool cholesky(const CholeskyPass& p) {
   constexpr int kTri = D * (D + 1) / 2;
@@ -400,18 +403,21 @@ bool cholesky(const CholeskyPass& p) {
     Vecs<kTri> A, F;
     for (int r = 0; r < D; ++r)
       for (int c = 0; c <= r; ++c) A.set(tri(r, c), hn::GatherIndex(df, p.A + r * D + c, index));
-    if (p.check_symmetry) {
-      V largest = zero, worst = zero;
+    if (p.check_symmetry || p.check_finite) {
+      V largest = zero, worst = zero, finite = zero;
       for (int r = 0; r < D; ++r)
         for (int c = 0; c <= r; ++c) {
+          finite = nan_if_not_finite(finite, A[tri(r, c)]);
           largest = hn::Max(largest, hn::Abs(A[tri(r, c)]));
           if (c == r) continue;
           const V upper = hn::GatherIndex(df, p.A + c * D + r, index);
+          finite = nan_if_not_finite(finite, upper);
           largest = hn::Max(largest, hn::Abs(upper));
           worst = hn::Max(worst, hn::Abs(hn::Sub(A[tri(r, c)], upper)));
         }
+      if (p.check_finite) ok = hn::IfThenElseZero(hn::Eq(finite, zero), ok);
       // Same expression as the reference check (no fused multiply-add), so the same verdict.
-      ok = hn::IfThenElseZero(hn::Le(worst, hn::Add(atol, hn::Mul(rtol, largest))), ok);
+      if (p.check_symmetry) ok = hn::IfThenElseZero(hn::Le(worst, hn::Add(atol, hn::Mul(rtol, largest))), ok);
     }
     for (int j = 0; j < D; ++j) {
       V pivot = A[tri(j, j)];
@@ -505,9 +511,6 @@ bool Cholesky(const CholeskyPass& p) {
 // The scans below run on every distribution built, so they are kept throughput-bound: the
 // verdict is accumulated with bitwise ORs and mask ANDs (one-cycle latency), never through a
 // chain of additions or minima.
-
-// x * 0 is +-0 for a finite x and NaN otherwise; the OR of such values is NaN iff one was.
-HWY_INLINE V nan_if_not_finite(V acc, V v) { return hn::Or(acc, hn::Mul(v, hn::Zero(DF()))); }
 
 bool AllFinite(const double* p, int64_t n) {
   const DF df;

@@ -48,12 +48,13 @@ void simd_guess_reset();
 // The Cholesky factor of a batch of symmetric d x d matrices (d <= 8), recorded as potrf of A,
 // with its report; nullopt when d > 8 or some matrix is not positive definite (the caller then
 // runs the reference checks and factorisation under its failure policy, which report as before).
-// With check_symmetry, a matrix that is not symmetric within the tolerances also gives nullopt.
+// With check_symmetry, a matrix that is not symmetric within the tolerances also gives nullopt;
+// with check_finite, one with a NaN or an infinite entry.
 struct SymmetryCheck {
   bool on = false;
   double rtol = 0.0, atol = 0.0;
 };
-std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry = {});
+std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry = {}, bool check_finite = false);
 
 struct MvnPass {
   const MvnBatch* batch = nullptr;
@@ -86,15 +87,17 @@ void simd_backward(const MvnPass& p, int64_t begin, int64_t end, double* shared)
 bool simd_eager(const MvnPass& p, int64_t begin, int64_t end);
 
 // Cholesky factors of `count` symmetric d x d matrices (lower triangle read, upper of L set to
-// 0), optionally checking symmetry on the same loaded values. Returns false if any matrix is
-// not symmetric (when checked) or not positive definite: the caller then reruns the reference
-// checks and factorisation, which name the batch element and minor.
+// 0), optionally checking symmetry and finiteness on the same loaded values. Returns false if
+// any matrix is not symmetric or not finite (when checked) or not positive definite: the
+// caller then reruns the reference checks and factorisation, which name the batch element and
+// minor.
 struct CholeskyPass {
   const double* A = nullptr;
   int64_t d = 0, count = 0;
   double* L = nullptr;
   bool check_symmetry = false;  // |A - A^T| <= atol + rtol max|A|, per matrix
   double symmetry_rtol = 0.0, symmetry_atol = 0.0;
+  bool check_finite = false;    // every entry of every matrix finite
   mutable double min_pivot = 0.0;  // out: smallest diagonal entry of the factors
 };
 bool simd_cholesky(const CholeskyPass& p);

@@ -16,9 +16,10 @@ std::string in_batch_element(int64_t flat, const Shape& batch);
 // loc [..., d] (d >= 1) and a square matrix [..., d, d] with broadcastable batches, all values finite.
 // Always on: NaN or Inf is a DomainError under every failure policy.
 // With lower_positive, also check_lower_positive_diagonal (in the same pass over the matrix for
-// d <= 8).
+// d <= 8). Without check_matrix_values, the matrix's values are left to the caller (which checks
+// them on values it loads anyway, and calls this again in full when they fail).
 void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg,
-                      bool lower_positive = false);
+                      bool lower_positive = false, bool check_matrix_values = true);
 // Lower triangular (strict upper exactly 0) with a positive diagonal.
 void check_lower_positive_diagonal(const Tensor& L, const char* who, const char* arg);
 // |A - A^T| <= atol + rtol * max|A| for every matrix of the batch.

@@ -271,6 +271,37 @@ TEST_CASE("simd_cholesky at tiny and huge scales, mixed in one block (the square
   });
 }
 
+TEST_CASE("simd_cholesky checks finiteness on the values it loads, upper triangle included") {
+  for_each_target([] {
+    for (int64_t d : {2, 3, 8})
+      for (int64_t n : {1, 8, 11}) {
+        CAPTURE(d);
+        CAPTURE(n);
+        Tensor A = test::spd({n}, d, static_cast<uint64_t>(80 + d));
+        Tensor L = Tensor::empty(A.shape());
+        for (int64_t at : {int64_t{1}, d * d - d}) {  // (0, 1) above the diagonal, (d - 1, 0) below
+          for (double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+            CAPTURE(at);
+            CAPTURE(bad);
+            std::vector<double> a = A.to_vector();
+            a[static_cast<size_t>((n - 1) * d * d + at)] = bad;  // the last matrix: the last lane
+            const dist::detail::CholeskyPass pass{.A = a.data(), .d = d, .count = n, .L = L.mutable_data().data(),
+                                                  .check_finite = true};
+            CHECK_FALSE(dist::detail::simd_cholesky(pass));
+            // Unchecked, a bad value above the diagonal is never read.
+            if (at == 1)
+              CHECK(dist::detail::simd_cholesky({.A = a.data(), .d = d, .count = n, .L = L.mutable_data().data()}));
+            // The factory names it under every option (validation off skips only the symmetry check).
+            CHECK_THROWS_WITH_AS((void)MultivariateNormal::from_covariance(Tensor::zeros({d}), Tensor::from({n, d, d}, a),
+                                                                          {.validate = false}),
+                                 doctest::Contains(std::isnan(bad) ? "covariance contains NaN" : "covariance contains Inf"),
+                                 DomainError);
+          }
+        }
+      }
+  });
+}
+
 TEST_CASE("simd validation scans: a NaN, an Inf or a bad entry anywhere, including the tail") {
   for_each_target([] {
     for (int64_t n : {1, 2, 7, 8, 9, 23}) {
