@@ -1,4 +1,5 @@
 #include "autodiff/detail/storage.hpp"
+#include "autodiff/detail/ownership.hpp"
 
 #include <sys/sysinfo.h>
 
@@ -115,6 +116,7 @@ void release_buffer(double* p, std::size_t count) {
 
 TensorImpl* allocate_impl_slow() {
   if (kPooled && t_impl_cache.state == ImplCache::Unregistered) pools();  // registers the cache
+  become_owner_thread();  // first tensor of this thread; else reconciles handles dropped elsewhere
   return new TensorImpl();
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <fmt/format.h>
 
+#include "autodiff/detail/ownership.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 
@@ -286,6 +287,7 @@ void Tape::release() {
   nodes.clear();
   if (nodes_.empty()) nodes_.swap(nodes);  // keep the index's capacity for the next tape
   arena_->reset();
+  detail::reconcile_dropped_elsewhere();  // once per step: this thread's tensors dropped elsewhere
 }
 
 namespace detail {
@@ -317,7 +319,8 @@ EntryBuilder::EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outp
     impl.generation = tape.generation();
     impl.node = index;
     impl.output = static_cast<int32_t>(j);
-    if (impl.refs.load(std::memory_order_relaxed) > impl.tape_refs) ++t_engine.live;
+    const int32_t handles = impl.handle_count();  // -1: another thread's, counted as external
+    if (handles < 0 || handles > impl.tape_refs) ++t_engine.live;
   }
   node->inputs = reinterpret_cast<Tensor*>(node + 1);
   {
@@ -347,7 +350,7 @@ void note_external_handle_lost(TensorImpl*) {
 
 void adopt_into_tape(TensorImpl* p) {
   ++p->tape_refs;
-  if (p->refs.load(std::memory_order_relaxed) == p->tape_refs && --t_engine.live == 0)
+  if (p->handle_count() == p->tape_refs && --t_engine.live == 0)
     release_if_unreachable();  // deferred while busy: an entry is being built
 }
 

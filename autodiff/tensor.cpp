@@ -20,7 +20,6 @@ void destroy_impl(TensorImpl* p) {
   // Reset to the default state for reuse; releasing base/grad may free other tensors.
   if (p->base.defined()) p->base = Tensor();
   if (p->grad.defined()) p->grad = Tensor();
-  p->refs.store(1, std::memory_order_relaxed);
   p->tape_refs = 0;
   p->kind = StorageKind::Inline;
   p->requires_grad = false;

@@ -46,7 +46,8 @@ inline constexpr std::size_t kPooledImpls = 1u << 16;  // objects kept per threa
 TensorImpl* allocate_impl_slow();
 void recycle_impl_slow(TensorImpl* p);
 
-// A TensorImpl in its default state (refs 1, no values, empty shape with spare capacity).
+// A TensorImpl in its default state (one handle, counted by this thread when it owns tensors;
+// no values; an empty shape with spare capacity).
 inline TensorImpl* allocate_impl();
 // Takes back an object whose fields have been reset (destroy_impl does that).
 inline void recycle_impl(TensorImpl* p);
@@ -63,9 +64,12 @@ inline TensorImpl* allocate_impl() {
     t_impl_cache.head = p->next_free;
     --t_impl_cache.count;
     p->next_free = nullptr;
+    claim_first_handle(p);
     return p;
   }
-  return allocate_impl_slow();
+  TensorImpl* p = allocate_impl_slow();
+  claim_first_handle(p);
+  return p;
 }
 
 inline void recycle_impl(TensorImpl* p) {
