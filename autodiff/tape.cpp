@@ -296,19 +296,20 @@ void* arena_allocate_slow(std::size_t bytes, std::size_t align) {
   return TapeAccess::arena(Tape::current()).allocate_in_next_chunk(bytes, align);
 }
 
-EntryBuilder::EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outputs) {
+EntryBuilder::EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs) {
   ++t_busy;
   Tape& tape = Tape::current();
   // One block: the entry, then its input handles, then its gradient slots.
   static_assert(sizeof(Node) % alignof(Tensor) == 0);
   auto* node = static_cast<Node*>(arena_allocate(
       sizeof(Node) + sizeof(Tensor) * (inputs.size() + outputs.size()), alignof(Node)));
-  node_ = node;
   node->op = op;
   node->num_inputs = static_cast<uint32_t>(inputs.size());
   node->num_outputs = static_cast<int32_t>(outputs.size());
   node->backward = {};
   node->raw_backward = {};
+  backward_ = &node->backward;
+  raw_backward_ = &node->raw_backward;
   std::vector<Node*>& nodes = TapeAccess::nodes(tape);
   nodes.push_back(node);
   const auto index = static_cast<int64_t>(nodes.size()) - 1;
@@ -329,12 +330,6 @@ EntryBuilder::EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outp
   }
   node->grad_outputs = node->inputs + inputs.size();
   for (size_t j = 0; j < outputs.size(); ++j) new (node->grad_outputs + j) Tensor();
-}
-
-void EntryBuilder::set_rules(Closure backward, Closure raw_backward) {
-  auto* node = static_cast<Node*>(node_);
-  node->backward = backward;
-  node->raw_backward = raw_backward;
 }
 
 EntryBuilder::~EntryBuilder() {
@@ -440,7 +435,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         if (in.generation != tape.generation()) throw_stale(in);
         nonleaf_inputs.push_back(static_cast<int64_t>(i));
       } else {
-        in.capture_slot = static_cast<int64_t>(i);
+        in.capture_slot = static_cast<int32_t>(i);
       }
     }
     std::sort(nonleaf_inputs.begin(), nonleaf_inputs.end(), [&](int64_t a, int64_t b) {

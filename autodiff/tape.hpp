@@ -191,9 +191,12 @@ class AdoptionScope {
   bool previous_;
 };
 
-// Moves a multi-output rule F (callable as Grads(span<const Tensor>, Needs)) into the arena.
+// Moves a multi-output rule F (callable as Grads(span<const Tensor>, Needs)) into the arena
+// and points `out` (an entry's slot) at it. Written field by field into the entry: a Closure
+// returned by value and copied in would be read back with wide loads that stall on the
+// narrow stores that built it (measured: a sixth of a scalar op).
 template <class F>
-Closure place_closure(F&& f) {
+void place_closure(F&& f, Closure& out) {
   using Fn = std::decay_t<F>;
   void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
   if constexpr (std::is_trivially_copyable_v<Fn>) {
@@ -202,14 +205,12 @@ Closure place_closure(F&& f) {
     AdoptionScope adopting;
     new (memory) Fn(std::forward<F>(f));
   }
-  Closure c;
-  c.self = memory;
-  c.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
+  out.self = memory;
+  out.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
     return (*static_cast<Fn*>(self))(g, n);
   };
   if constexpr (!std::is_trivially_destructible_v<Fn>)
-    c.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
-  return c;
+    out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
 
 // Adapts a single-output rule Grads(const Tensor& g, Needs) to the multi-output form.
@@ -225,14 +226,19 @@ auto single_output(F&& f) {
 // tape's own handles. While a builder is alive the tape cannot release itself.
 class EntryBuilder {
  public:
-  EntryBuilder(const char* op, Inputs inputs, std::span<Tensor> outputs);
+  // By reference: a struct passed by value goes through the stack and is read back with the
+  // same stalling wide loads as above.
+  EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs);
   ~EntryBuilder();
   EntryBuilder(const EntryBuilder&) = delete;
   EntryBuilder& operator=(const EntryBuilder&) = delete;
-  void set_rules(Closure backward, Closure raw_backward = {});
+  // The entry's rules (empty until placed): the op-composed one, and the optional raw one.
+  Closure& backward() { return *backward_; }
+  Closure& raw_backward() { return *raw_backward_; }
 
  private:
-  void* node_;
+  Closure* backward_;
+  Closure* raw_backward_;
 };
 
 template <class F>
@@ -313,7 +319,7 @@ std::vector<Tensor> record_multi(const char* op, std::vector<Tensor> inputs,
                 "backward must be callable as Grads(std::span<const Tensor> g, Needs needs)");
   if (!needs_recording(inputs)) return outputs;
   detail::EntryBuilder entry(op, inputs, outputs);
-  entry.set_rules(detail::place_closure(std::forward<F>(backward)));
+  detail::place_closure(std::forward<F>(backward), entry.backward());
   return outputs;
 }
 
@@ -325,7 +331,7 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward) {
   if (!needs_recording(inputs)) return output;
   {
     detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
-    entry.set_rules(detail::place_closure(detail::single_output(std::forward<F>(backward))));
+    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
   }
   return output;
 }
@@ -337,10 +343,9 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward, R&& ra
   if (!needs_recording(inputs)) return output;
   {
     detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
-    detail::Closure composed =
-        detail::place_closure(detail::single_output(std::forward<F>(backward)));
-    entry.set_rules(composed,
-                    detail::place_closure(detail::single_output(std::forward<R>(raw_backward))));
+    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
+    detail::place_closure(detail::single_output(std::forward<R>(raw_backward)),
+                          entry.raw_backward());
   }
   return output;
 }
