@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace cholla {
+#include "autodiff/shape_type.hpp"
 
-using Shape = std::vector<int64_t>;
+namespace cholla {
 
 class Error : public std::runtime_error {
  public:

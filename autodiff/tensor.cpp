@@ -15,6 +15,9 @@ using detail::TensorImpl;
 
 namespace detail {
 
+// Four cache lines (tensor_impl.hpp): a field added there should not silently make it five.
+static_assert(sizeof(TensorImpl) == 256);
+
 void destroy_impl(TensorImpl* p) {
   if (p->kind == StorageKind::Buffer) release_buffer(p->data, static_cast<size_t>(p->capacity));
   // Reset to the default state for reuse; releasing base/grad may free other tensors.

@@ -34,7 +34,8 @@
 namespace cholla {
 namespace detail {
 
-inline constexpr int64_t kInlineValues = 16;
+// 13: with the inline Shape the object stays at four cache lines; 3x3 matrices still fit.
+inline constexpr int64_t kInlineValues = 13;
 
 enum class StorageKind : uint8_t { Inline, Buffer, Alias };
 
@@ -70,8 +71,9 @@ inline constexpr int32_t kSharedQueued = 2;  // waiting in the owner's queue (ne
 inline constexpr int32_t kSharedOne = 4;     // one handle
 
 // Laid out for the cache: an op reads the first line (counts, history, values pointer) of each
-// operand and result; a one-element tensor's value, and what destroying touches, share the
-// second. (A scalar chain of 10,000 ops works on 2.5 MB of these objects, more than L2.)
+// operand and result, the second holds the shape, and a small tensor's values share the third
+// with what destroying touches. (A scalar chain of 10,000 ops works on 2.5 MB of these
+// objects, more than L2.)
 struct alignas(64) TensorImpl {
   // Reference count (see the top of this file): which thread owns the plain part, the plain
   // part, and the atomic part. A new object is shared-mode: no owner, one handle in the word.
@@ -89,11 +91,12 @@ struct alignas(64) TensorImpl {
   bool requires_grad = false;  // leaves only: the user asked for .grad()
   int32_t capture_slot = -1;   // used by cholla::grad() to collect a leaf's gradient
   // ---- second cache line
+  Shape shape;           // dimensions inline (shape_type.hpp)
+  int64_t capacity = 0;  // Buffer: doubles owned (the pool's size class)
+  // ---- third: what destroying touches, and a small tensor's values
   Tensor base;  // Alias: the tensor whose values `data` points into
   Tensor grad;  // accumulated gradient of a leaf
   TensorImpl* next_free = nullptr;  // in this thread's cache of unused objects (storage.hpp)
-  int64_t capacity = 0;  // Buffer: doubles owned (the pool's size class)
-  Shape shape;
   double inline_values[detail::kInlineValues];
 
   bool owned_by_this_thread() const {
