@@ -155,7 +155,7 @@ Tensor& output_slot(Node& node, int32_t j) { return node.grad_outputs[j]; }
 
 bool takes_part(const Tensor& t) {
   const TensorImpl* p = detail::impl_of(t);
-  return p != nullptr && (p->requires_grad || p->generation != 0);
+  return p != nullptr && p->takes_part();
 }
 
 // Reverse sweep over the entries top, top-1, ..., bottom. Leaves receive gradients either in

@@ -305,7 +305,7 @@ inline bool needs_recording(Inputs inputs) {
   if (!grad_enabled()) return false;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const detail::TensorImpl* p = detail::impl_of(inputs[i]);
-    if (p != nullptr && (p->requires_grad || p->generation != 0)) return true;
+    if (p != nullptr && p->takes_part()) return true;
   }
   return false;
 }

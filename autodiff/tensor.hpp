@@ -49,7 +49,10 @@ class Tensor {
 
   // Reading.
   bool defined() const { return bits_ != 0; }
-  const Shape& shape() const;
+  // A named tensor's shape by reference; a temporary's by value (the reason is data()'s below;
+  // shapes of up to 5 dimensions are copied without allocating).
+  const Shape& shape() const&;
+  Shape shape() const&&;
   int64_t dim() const;
   int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t numel() const;

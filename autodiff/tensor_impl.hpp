@@ -113,6 +113,11 @@ struct alignas(64) TensorImpl {
     return o == t_engine.owner ? owner_refs + shared : -1;
   }
 
+  // True when the tensor takes part in differentiation: a leaf that requires grad, or a
+  // tensor with history (the one definition behind requires_grad(), needs_recording and the
+  // backward sweep's Needs).
+  bool takes_part() const { return requires_grad || generation != 0; }
+
   // True when this object is the only holder of its values: an in-place update (gradient
   // accumulation) cannot be observed by anyone else.
   bool owns_values_alone() const { return handle_count() == 1 && kind != detail::StorageKind::Alias; }
@@ -227,7 +232,8 @@ inline const detail::TensorImpl& Tensor::checked_impl(const char* what) const {
   return *impl();
 }
 
-inline const Shape& Tensor::shape() const { return checked_impl("shape").shape; }
+inline const Shape& Tensor::shape() const& { return checked_impl("shape").shape; }
+inline Shape Tensor::shape() const&& { return checked_impl("shape").shape; }
 inline int64_t Tensor::numel() const { return checked_impl("numel").size; }
 inline int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 
@@ -243,7 +249,7 @@ inline std::span<double> Tensor::mutable_data() {
 
 inline bool Tensor::requires_grad() const {
   const detail::TensorImpl& t = checked_impl("requires_grad");
-  return t.requires_grad || t.generation != 0;
+  return t.takes_part();
 }
 
 inline bool Tensor::is_leaf() const { return checked_impl("is_leaf").generation == 0; }

@@ -112,4 +112,11 @@ TEST_CASE("the values of a temporary with history outlive it") {
   REQUIRE(seen.size() == 2);
   CHECK(seen[0] == doctest::Approx(2 * std::exp(0.25)));
   CHECK(seen[1] == doctest::Approx(2 * std::exp(-1.5)));
+
+  // The same for shape(): a temporary's shape is returned by value (no allocation: inline).
+  static_assert(std::is_same_v<decltype(std::declval<Tensor>().shape()), Shape>);
+  static_assert(std::is_same_v<decltype(std::declval<const Tensor&>().shape()), const Shape&>);
+  const Shape& s = (exp(x) * 2.0).shape();  // bound to a copy that lives as long as `s`
+  CHECK(Tape::current().size() == 0);
+  CHECK(s == Shape{2});
 }
