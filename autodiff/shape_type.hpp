@@ -147,7 +147,10 @@ class Shape {
   }
 
   friend bool operator==(const Shape& a, const Shape& b) noexcept {
-    return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
+    if (a.size_ != b.size_) return false;
+    for (uint32_t i = 0; i < a.size_; ++i)  // a loop, not std::equal: that becomes a memcmp call
+      if (a.data_[i] != b.data_[i]) return false;
+    return true;
   }
   friend std::strong_ordering operator<=>(const Shape& a, const Shape& b) noexcept {
     return std::lexicographical_compare_three_way(a.begin(), a.end(), b.begin(), b.end());

@@ -218,3 +218,31 @@ TEST_CASE("ops: shape errors name the op and both shapes") {
   CHECK_THROWS_WITH_AS(a.item(), doctest::Contains("item() needs exactly one"), ShapeError);
   CHECK_THROWS_AS((void)Tensor().shape(), GraphError);
 }
+
+TEST_CASE("tanh and sigmoid: the fused first-order backward gives the composed rule's bits") {
+  // backward() uses the raw fused rule; grad() with create_graph the op-composed one.
+  struct Case {
+    Tensor (*op)(const Tensor&);
+    double (*derivative)(double);  // closed form
+  };
+  const Case cases[] = {
+      {[](const Tensor& t) { return cholla::tanh(t); },
+       [](double v) { return 1.0 - std::tanh(v) * std::tanh(v); }},
+      {[](const Tensor& t) { return cholla::sigmoid(t); },
+       [](double v) { const double s = 1.0 / (1.0 + std::exp(-v)); return s * (1.0 - s); }},
+  };
+  Rng rng(11);
+  const Tensor values = Tensor::uniform({4, 5}, -4.0, 4.0, rng);
+  const Tensor w = Tensor::uniform({4, 5}, -2.0, 2.0, rng);
+  for (const Case& c : cases) {
+    Tensor x = values.detach().requires_grad(true);
+    sum(c.op(x) * w).backward();
+    const std::vector<double> fused = x.grad().to_vector();
+    std::vector<Tensor> composed = grad({sum(c.op(x) * w)}, {x}, {.create_graph = true});
+    CHECK(composed[0].requires_grad());  // the composed rule has history: it really ran
+    CHECK(composed[0].to_vector() == fused);
+    for (size_t i = 0; i < fused.size(); ++i)
+      CHECK(fused[i] == doctest::Approx(w.data()[i] * c.derivative(values.data()[i])).epsilon(1e-13));
+    Tape::current().release();
+  }
+}
