@@ -124,6 +124,23 @@ void kernel(benchmark::State& state, bool one_pass) {
 void BM_KernelScaleTril(benchmark::State& state) { kernel(state, true); }
 void BM_KernelScaleTrilTwoPass(benchmark::State& state) { kernel(state, false); }
 
+// The SIMD Cholesky of from_covariance alone: factor, symmetry and finiteness checks (arg 2 =
+// 1), or the factorisation only (0).
+void BM_KernelCholesky(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1);
+  Inputs in = make_inputs(n, d, true);
+  std::vector<double> L(static_cast<size_t>(n * d * d));
+  const bool checks = state.range(2) != 0;
+  const dist::detail::CholeskyPass pass{.A = in.matrix.data().data(), .d = d, .count = n, .L = L.data(),
+                                        .check_symmetry = checks, .symmetry_rtol = 1e-6, .symmetry_atol = 1e-12,
+                                        .check_finite = checks};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(dist::detail::simd_cholesky(pass));
+    benchmark::ClobberMemory();
+  }
+  per_sample(state, n);
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "d", "threads"});
   for (int64_t d : {2, 3, 5, 16})
@@ -153,5 +170,6 @@ BENCHMARK(BM_NllScaleTril)->Name("BM_NllScaleTril_wall")->Apply(thread_sizes)->U
 BENCHMARK(BM_NllCovariance)->Name("BM_NllCovariance_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTrilTwoPass)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KernelCholesky)->ArgNames({"N", "d", "checks"})->ArgsProduct({{4096}, {3, 5}, {0, 1}})->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
