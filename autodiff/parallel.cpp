@@ -3,6 +3,7 @@
 // never waits for a worker to make progress: if every worker is busy elsewhere (another
 // user thread's job, or being stopped by set_num_threads), the caller runs its chunks alone.
 #include "autodiff/parallel.hpp"
+#include "autodiff/detail/ownership.hpp"
 
 #include <cblas.h>
 
@@ -206,6 +207,9 @@ class Pool {
         }
       }
       job->work();
+      // A chunk that made tensors (user code may) owns them; if their handles were dropped on
+      // the caller's thread, this worker is the one to reconcile them (docs/engine.md).
+      detail::reconcile_dropped_elsewhere();
     }
   }
 

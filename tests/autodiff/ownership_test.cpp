@@ -3,8 +3,11 @@
 // that made it. Each case checks the count exactly and that the tensor is destroyed exactly
 // when its last handle goes: a destroyed tensor drops its .grad() handle, which is observable
 // on a tensor this thread keeps.
+#include <chrono>
 #include <thread>
 #include <vector>
+
+#include "autodiff/parallel.hpp"
 
 #include "autodiff/detail/ownership.hpp"
 #include "helpers.hpp"
@@ -123,4 +126,30 @@ TEST_CASE("reference counts: a graph recorded, dropped and differentiated on wor
     CHECK(got[2 * k + 1] == doctest::Approx(3 * 2.25));
   }
   CHECK(handles_of(x) == 1);
+}
+
+TEST_CASE("reference counts: tensors made by pool workers and dropped by the caller are freed") {
+  // The pool's workers own what their chunks make; they reconcile after every job.
+  const int64_t saved = num_threads();
+  set_num_threads(2);
+  Tensor witness = Tensor::full({1}, 1.0);
+  {
+    std::vector<Tensor> made(64);
+    parallel_for(64, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        made[static_cast<size_t>(i)] = watched_by(witness, static_cast<double>(i));
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // let both threads take chunks
+      }
+    });
+    CHECK(handles_of(witness) == 65);
+    for (size_t i = 0; i < made.size(); ++i) CHECK(made[i].data()[0] == static_cast<double>(i));
+  }
+  // Dropped here; the caller's own are freed at once, the workers' at their next job's end.
+  detail::reconcile_dropped_elsewhere();
+  for (int attempt = 0; attempt < 1000 && handles_of(witness) != 1; ++attempt) {
+    parallel_for(64, 1, [](int64_t, int64_t) {});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(handles_of(witness) == 1);
+  set_num_threads(saved);
 }
