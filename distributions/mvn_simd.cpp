@@ -400,9 +400,20 @@ bool cholesky(const CholeskyPass& p) {
   for (int64_t i0 = 0; i0 < p.count; i0 += static_cast<int64_t>(lanes)) {
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), p.count - i0);
     const VI index = at(i0, n);
-    Vecs<kTri> A, F;
-    for (int r = 0; r < D; ++r)
-      for (int c = 0; c <= r; ++c) A.set(tri(r, c), hn::GatherIndex(df, p.A + r * D + c, index));
+    Vecs<kTri> A, F, upper;  // upper[tri(r, c)] = A_cr
+    // A full block of 3 x 3 matrices is loaded as contiguous rows transposed in registers
+    // (with AVX-512; gathers elsewhere): 1.2x faster than 9 gathers at d = 3 (4.55 against 5.45
+    // ns per matrix with the checks), but 0.9x at d = 5 (72 shuffles against 25 gathers).
+    const bool full = D == 3 && n == static_cast<int64_t>(lanes);
+    if (full) {
+      rows::load_rows<D * D>(p.A + i0 * D * D, [&](int e, V v) {
+        if (e % D <= e / D) A.set(tri(e / D, e % D), v);
+        else upper.set(tri(e % D, e / D), v);
+      });
+    } else {
+      for (int r = 0; r < D; ++r)
+        for (int c = 0; c <= r; ++c) A.set(tri(r, c), hn::GatherIndex(df, p.A + r * D + c, index));
+    }
     if (p.check_symmetry || p.check_finite) {
       V largest = zero, worst = zero, finite = zero;
       for (int r = 0; r < D; ++r)
@@ -410,10 +421,10 @@ bool cholesky(const CholeskyPass& p) {
           finite = nan_if_not_finite(finite, A[tri(r, c)]);
           largest = hn::Max(largest, hn::Abs(A[tri(r, c)]));
           if (c == r) continue;
-          const V upper = hn::GatherIndex(df, p.A + c * D + r, index);
-          finite = nan_if_not_finite(finite, upper);
-          largest = hn::Max(largest, hn::Abs(upper));
-          worst = hn::Max(worst, hn::Abs(hn::Sub(A[tri(r, c)], upper)));
+          const V u = full ? upper[tri(r, c)] : hn::GatherIndex(df, p.A + c * D + r, index);
+          finite = nan_if_not_finite(finite, u);
+          largest = hn::Max(largest, hn::Abs(u));
+          worst = hn::Max(worst, hn::Abs(hn::Sub(A[tri(r, c)], u)));
         }
       if (p.check_finite) ok = hn::IfThenElseZero(hn::Eq(finite, zero), ok);
       // Same expression as the reference check (no fused multiply-add), so the same verdict.

@@ -65,6 +65,22 @@ HWY_INLINE void store_rows(double* out, Col&& col) {
   for (int e = 8 * kGroups; e < S; ++e) _mm512_i64scatter_pd(out + e, index, col(e).raw, 8);
 }
 
+// The inverse of store_rows: put(e, v) with lane l of v = in[l * S + e], for e < S.
+template <int S, class Put>
+HWY_INLINE void load_rows(const double* in, Put&& put) {
+  constexpr int kGroups = S / 8 + (S % 8 >= 4 ? 1 : 0);
+  for (int c = 0; c < kGroups; ++c) {
+    const int width = S - 8 * c < 8 ? S - 8 * c : 8;
+    const auto mask = static_cast<__mmask8>((1u << width) - 1u);
+    __m512d x[8];
+    for (int l = 0; l < 8; ++l) x[l] = _mm512_maskz_loadu_pd(mask, in + l * S + 8 * c);
+    transpose8(x);
+    for (int k = 0; k < width; ++k) put(8 * c + k, V{x[k]});
+  }
+  const __m512i index = _mm512_setr_epi64(0, S, 2 * S, 3 * S, 4 * S, 5 * S, 6 * S, 7 * S);
+  for (int e = 8 * kGroups; e < S; ++e) put(e, V{_mm512_i64gather_pd(index, in + e, 8)});
+}
+
 // sqrt(x) and 1 / sqrt(x) for x > 0 without the divider (whose square roots and divisions
 // bound the Cholesky pass): a 14-bit estimate of 1 / sqrt(x), then two coupled Newton steps on
 // g ~ sqrt(x) and h ~ 1 / (2 sqrt(x)), each squaring the relative error (2^-14, 2^-28, below
@@ -100,6 +116,15 @@ HWY_INLINE void store_rows(double* out, Col&& col) {
   HWY_ALIGN int64_t index[HWY_MAX_BYTES / sizeof(double)];
   for (size_t l = 0; l < hn::Lanes(df); ++l) index[l] = static_cast<int64_t>(l) * S;
   for (int e = 0; e < S; ++e) hn::ScatterIndex(col(e), df, out + e, hn::Load(di, index));
+}
+
+template <int S, class Put>
+HWY_INLINE void load_rows(const double* in, Put&& put) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  HWY_ALIGN int64_t index[HWY_MAX_BYTES / sizeof(double)];
+  for (size_t l = 0; l < hn::Lanes(df); ++l) index[l] = static_cast<int64_t>(l) * S;
+  for (int e = 0; e < S; ++e) put(e, hn::GatherIndex(df, in + e, hn::Load(di, index)));
 }
 
 HWY_INLINE void root_and_inverse(V x, V& root, V& inv) {

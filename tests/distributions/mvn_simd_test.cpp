@@ -271,7 +271,7 @@ TEST_CASE("simd_cholesky at tiny and huge scales, mixed in one block (the square
   });
 }
 
-TEST_CASE("simd_cholesky checks finiteness on the values it loads, upper triangle included") {
+TEST_CASE("simd_cholesky checks finiteness and symmetry on the values it loads, upper triangle included") {
   for_each_target([] {
     for (int64_t d : {2, 3, 8})
       for (int64_t n : {1, 8, 11}) {
@@ -298,6 +298,12 @@ TEST_CASE("simd_cholesky checks finiteness on the values it loads, upper triangl
                                  DomainError);
           }
         }
+        // The upper triangle read for the symmetry check: 0.5 off in the last matrix's (0, 1).
+        std::vector<double> a = A.to_vector();
+        a[static_cast<size_t>((n - 1) * d * d + 1)] += 0.5;
+        CHECK_FALSE(dist::detail::simd_cholesky({.A = a.data(), .d = d, .count = n, .L = L.mutable_data().data(),
+                                                 .check_symmetry = true, .symmetry_rtol = 1e-6, .symmetry_atol = 1e-12}));
+        CHECK(dist::detail::simd_cholesky({.A = a.data(), .d = d, .count = n, .L = L.mutable_data().data()}));
       }
   });
 }
