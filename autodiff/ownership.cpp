@@ -52,14 +52,19 @@ int32_t fold_owner_count(TensorImpl* p, int32_t adjust) {
   return p->shared_word.fetch_add(add, std::memory_order_acq_rel) + add;
 }
 
-// For a queued tensor whose owner is dead or which is merged already; the lock is held.
-// Returns the new word; sets *to_delete when this was the dead owner's last unmerged tensor.
-int32_t reconcile_locked(TensorImpl* p, OwnerThread** to_delete) {
+// Reconciles a queued tensor: folds its owner's plain count in (or, if merged meanwhile, only
+// clears the queue mark) and returns the new word. Called by the live owner itself, or with
+// the lock held when the owner is dead; then sets *to_delete when this was the dead owner's
+// last unmerged tensor.
+int32_t reconcile_queued(TensorImpl* p, OwnerThread** to_delete) {
   OwnerThread* o = p->owner.load(std::memory_order_relaxed);
-  if (o == nullptr)  // merged already: only the queue mark is left to clear
+  if (o == nullptr)
     return p->shared_word.fetch_sub(kSharedQueued, std::memory_order_acq_rel) - kSharedQueued;
   const int32_t word = fold_owner_count(p, -kSharedQueued);
-  if (--o->remaining == 0) *to_delete = o;
+  if (!o->dead)
+    --t_engine.owned;  // the owner itself (only it sees its record alive here)
+  else if (--o->remaining == 0)
+    *to_delete = o;
   return word;
 }
 
@@ -76,7 +81,7 @@ void queue_for_owner(TensorImpl* p) {
       o->pending.store(true, std::memory_order_release);
       return;
     }
-    word = reconcile_locked(p, &to_delete);
+    word = reconcile_queued(p, &to_delete);
   }
   delete to_delete;
   destroy_if_last(p, word);
@@ -116,7 +121,7 @@ OwnerLifetime::~OwnerLifetime() {
     int32_t word;
     {
       std::lock_guard lock(ownership_mutex());
-      word = reconcile_locked(p, &to_delete);
+      word = reconcile_queued(p, &to_delete);
     }
     delete to_delete;
     destroy_if_last(p, word);
@@ -145,14 +150,8 @@ void reconcile_dropped_elsewhere() {
     o->pending.store(false, std::memory_order_relaxed);
   }
   for (TensorImpl* p : queued) {
-    int32_t word;
-    if (p->owner.load(std::memory_order_relaxed) == o) {
-      --t_engine.owned;
-      word = fold_owner_count(p, -kSharedQueued);
-    } else {  // this thread merged it meanwhile (owner_released_last)
-      word = p->shared_word.fetch_sub(kSharedQueued, std::memory_order_acq_rel) - kSharedQueued;
-    }
-    destroy_if_last(p, word);
+    OwnerThread* unused = nullptr;  // alive: never deleted here
+    destroy_if_last(p, reconcile_queued(p, &unused));
   }
 }
 

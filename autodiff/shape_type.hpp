@@ -64,7 +64,6 @@ class Shape {
 
   // The same dimensions as a std::vector (for code that stores them as one).
   operator std::vector<int64_t>() const { return {begin(), end()}; }  // NOLINT
-  std::vector<int64_t> to_vector() const { return {begin(), end()}; }
 
   size_type size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
