@@ -210,7 +210,8 @@ GuessStats& simd_guess_stats() { return t_guess_stats; }
 
 void simd_guess_reset() { t_guess_pause = 0; }
 
-Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind) {
+Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind,
+                     const DeferredChecks* deferred) {
   const int64_t d = factor.size(-1);
   if (!x.defined() || x.dim() < 1 || x.size(-1) != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
   auto rec = std::make_shared<MvnRecord>();
@@ -220,7 +221,8 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
   rec->pending = guess_gradients(batch, wanted);
   Tensor out = Tensor::empty(batch.shape);
   MvnPass pass{.batch = &batch, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
-               .x = x.data().data(), .out = out.mutable_data().data()};
+               .x = x.data().data(), .upper = deferred != nullptr ? deferred->upper : UpperCheck::None,
+               .out = out.mutable_data().data()};
   if (rec->pending) {
     rec->guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
     const Tensor* inputs[3] = {&loc, &matrix, &x};
@@ -231,11 +233,14 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
     pass.gmatrix = data_or_null(rec->eager[1]);
     pass.gx = data_or_null(rec->eager[2]);
   }
-  // A NaN or infinite log_prob is the only sign of a non-finite x (loc and the matrix were
-  // checked when the distribution was built); only then is x scanned, to name the culprit.
-  // (An empty batch computes nothing, so x is scanned directly.)
-  const bool finite = rec->pending ? simd_eager_all(pass) : simd_forward_all(pass);
-  if (!finite || batch.count == 0) validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  // A NaN or infinite log_prob is the only sign of a non-finite x (and, with `deferred`, of a
+  // non-finite parameter); only then are the parameters and x scanned, to name the culprit.
+  // (An empty batch computes nothing, so they are scanned directly.)
+  const bool valid = rec->pending ? simd_eager_all(pass) : simd_forward_all(pass);
+  if (!valid || batch.count == 0) {
+    if (deferred != nullptr && deferred->scans) deferred->scans();
+    validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  }
   // Recorded backward (create_graph): closed forms written with differentiable ops.
   auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
     const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
@@ -281,8 +286,7 @@ std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck
                           .symmetry_atol = symmetry.atol, .check_finite = check_finite};
   if (!simd_cholesky_all(pass)) return std::nullopt;
   Factorisation f;
-  f.report.batch_shape = batch;
-  f.report.mask = Tensor::ones(batch);
+  f.report.batch_shape = batch;  // every element usable: MultivariateNormal::report() makes the mask
   f.report.min_pivot = pass.min_pivot;
   // Recorded as potrf of A: rsample, entropy, covariance() ... differentiate through it.
   f.factor = record("potrf", {A}, L, [L](const Tensor& G, Needs) { return Grads{cholesky_backward(L, G)}; });

@@ -1,7 +1,9 @@
 #include "distributions/multivariate_normal.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <fmt/format.h>
+#include <mutex>
 
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
@@ -22,9 +24,29 @@ struct detail::MvnParts {
   Tensor loc, factor;
   FactorReport report;
   Tensor matrix;  // the covariance / precision when log_prob differentiates it directly
+  // The value checks left for the first use: loc's, and unless loc_only those of the factor.
+  const char* who = "";
+  const char* arg = "";
+  bool validate = true;
+  bool loc_only = false;
+};
+
+// Shared by a distribution and its copies. `validated` is set once the checks have passed (by
+// the scans or by log_prob's pass); two threads that race on the first use may both check,
+// which is harmless. The report's mask is made on the first report(): a batch-sized fill that
+// a distribution with nothing masked rarely needs.
+struct detail::MvnState {
+  const char* who;
+  const char* arg;
+  bool validate, loc_only;
+  std::atomic<bool> validated{false};
+  FactorReport report;
+  std::once_flag mask_once;
 };
 
 namespace {
+
+std::atomic<int64_t> g_validations{0};
 
 Shape batch_of_vector(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 1); }
 Shape batch_of_matrix(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
@@ -35,38 +57,68 @@ Shape with_event(Shape batch, int64_t d) {
 
 }  // namespace
 
+int64_t validation::deferred_validations() { return g_validations.load(); }
+
 MultivariateNormal::MultivariateNormal(detail::MvnParts&& parts, bool precision_factor, bool diagonal)
     : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
-      diagonal_(diagonal), matrix_(std::move(parts.matrix)), report_(std::move(parts.report)) {
+      diagonal_(diagonal), matrix_(std::move(parts.matrix)),
+      state_(std::make_shared<detail::MvnState>(parts.who, parts.arg, parts.validate, parts.loc_only)) {
   dim_ = factor_.size(-1);
   const Shape factor_batch = diagonal_ ? batch_of_vector(factor_) : batch_of_matrix(factor_);
   batch_ = broadcast_shapes(batch_of_vector(loc_), factor_batch, "MultivariateNormal");
-  if (!report_.mask.defined()) {
-    report_.batch_shape = factor_batch;
-    report_.mask = Tensor::ones(report_.batch_shape);
+  state_->report = std::move(parts.report);
+  if (!state_->report.mask.defined()) state_->report.batch_shape = factor_batch;
+}
+
+const FactorReport& MultivariateNormal::report() const {
+  FactorReport& r = state_->report;
+  std::call_once(state_->mask_once, [&r] {
+    if (!r.mask.defined()) r.mask = Tensor::ones(r.batch_shape);
+  });
+  return r;
+}
+
+bool MultivariateNormal::validated() const { return state_->validated.load(std::memory_order_acquire); }
+
+void MultivariateNormal::mark_validated() const {
+  state_->validated.store(true, std::memory_order_release);
+  g_validations.fetch_add(1, std::memory_order_relaxed);
+}
+
+void MultivariateNormal::validate() const {
+  if (validated()) return;
+  const detail::MvnState& s = *state_;
+  if (diagonal_) {
+    validation::check_vector_values(loc_, factor_, s.who, s.arg);
+    if (s.validate) validation::check_positive(factor_, s.who, s.arg);
+  } else {
+    validation::check_loc_values(loc_, s.who);
+    if (!s.loc_only) validation::check_matrix_values(factor_, s.who, s.arg, s.validate);
   }
+  mark_validated();
 }
 
 namespace {
 
-// The two triangular forms: the factor is used as given.
+// The two triangular forms: the factor is used as given; its values are checked on first use.
 detail::MvnParts from_factor(Tensor loc, Tensor F, const MvnOptions& o, const char* who, const char* arg) {
-  validation::check_parameters(loc, F, who, arg, o.validate);
-  return {std::move(loc), std::move(F), {}, Tensor()};
+  validation::check_parameter_shapes(loc, F, who, arg);
+  return {std::move(loc), std::move(F), {}, Tensor(), who, arg, o.validate, false};
 }
 
-// The two symmetric forms: factorised once with potrf under the failure policy.
+// The two symmetric forms: factorised once with potrf under the failure policy, so the matrix
+// is checked here; loc is checked on first use.
 detail::MvnParts from_symmetric(Tensor loc, Tensor A, const MvnOptions& o, const char* who, const char* arg) {
-  validation::check_parameters(loc, A, who, arg, false, false);
+  validation::check_parameter_shapes(loc, A, who, arg);
   // d <= 8, all finite, symmetric (when validating) and positive definite: checked and
   // factorised in one SIMD pass, and log_prob differentiates A directly (no potrf backward).
   // Otherwise the reference checks and the failure policy decide, exactly as documented.
   if (auto fast = detail::simd_factorise(A, {o.validate, o.symmetry_rtol, o.symmetry_atol}, true))
-    return {std::move(loc), std::move(fast->factor), std::move(fast->report), A};
-  validation::check_parameters(loc, A, who, arg);
+    return {std::move(loc), std::move(fast->factor), std::move(fast->report), A, who, arg, o.validate, true};
+  validation::check_matrix_values(A, who, arg, false);
   if (o.validate) validation::check_symmetric(A, o.symmetry_rtol, o.symmetry_atol, who, arg);
   Factorisation f = factorise(A, o.on_failure, who, arg);
-  return {std::move(loc), std::move(f.factor), std::move(f.report), Tensor()};
+  return {std::move(loc), std::move(f.factor), std::move(f.report), Tensor(), who, arg, o.validate, true};
 }
 
 }  // namespace
@@ -81,9 +133,8 @@ MultivariateNormal MultivariateNormal::from_precision_tril(Tensor loc, Tensor M,
 
 MultivariateNormal MultivariateNormal::from_scale_diag(Tensor loc, Tensor s, const MvnOptions& o) {
   const char* who = "MultivariateNormal::from_scale_diag";
-  validation::check_vector_parameters(loc, s, who, "scale_diag");
-  if (o.validate) validation::check_positive(s, who, "scale_diag");
-  return {detail::MvnParts{std::move(loc), std::move(s), {}, Tensor()}, false, true};
+  validation::check_vector_shapes(loc, s, who, "scale_diag");
+  return {detail::MvnParts{std::move(loc), std::move(s), {}, Tensor(), who, "scale_diag", o.validate, false}, false, true};
 }
 
 MultivariateNormal MultivariateNormal::from_covariance(Tensor loc, Tensor S, const MvnOptions& o) {
@@ -101,6 +152,7 @@ MultivariateNormal MultivariateNormal::from_precision(Tensor loc, Tensor P, cons
 Tensor MultivariateNormal::lower_factor() const { return linalg::tril(factor_); }
 
 detail::GaussianForm MultivariateNormal::form() const {
+  validate();
   using Kind = detail::GaussianForm::Kind;
   detail::GaussianForm f;
   f.kind = diagonal_ ? Kind::ScaleDiag : precision_factor_ ? Kind::PrecisionTril : Kind::ScaleTril;
@@ -112,25 +164,41 @@ detail::GaussianForm MultivariateNormal::form() const {
 
 Tensor MultivariateNormal::log_prob(const Tensor& x) const {
   if (diagonal_) {
+    validate();
     validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
     return detail::log_density(form(), x);
   }
   Tensor lp;
-  if (dim_ <= detail::kMaxFusedDim) {  // x is checked by the kernel
+  if (dim_ <= detail::kMaxFusedDim) {  // x is checked by the kernel, and so are unchecked parameters
     using detail::MvnMatrix;
     const MvnMatrix kind = matrix_.defined() ? (precision_factor_ ? MvnMatrix::Precision : MvnMatrix::Covariance)
                                              : (precision_factor_ ? MvnMatrix::PrecisionTril : MvnMatrix::ScaleTril);
-    lp = detail::simd_log_prob(loc_, matrix_.defined() ? matrix_ : factor_, factor_, x, kind);
+    detail::DeferredChecks deferred;
+    const bool pending = !validated();
+    if (pending) {
+      // The pass checks the values it loads; it runs the scans (which throw the factory's error)
+      // only when something is off.
+      deferred.upper = state_->loc_only ? detail::UpperCheck::None
+                       : state_->validate ? detail::UpperCheck::Zero
+                                          : detail::UpperCheck::Finite;
+      deferred.scans = [this] { validate(); };
+    }
+    lp = detail::simd_log_prob(loc_, matrix_.defined() ? matrix_ : factor_, factor_, x, kind,
+                               pending ? &deferred : nullptr);
+    if (pending && !validated()) mark_validated();
   } else {
+    validate();
     validation::check_sample(x, dim_, "MultivariateNormal::log_prob");
     lp = detail::composed_log_prob(loc_, lower_factor(), x, precision_factor_);
   }
-  if (report_.ok()) return lp;
-  // Masked elements: log_prob 0 and no gradient.
-  return where(report_.mask, lp, Tensor::zeros({}));
+  const FactorReport& report = state_->report;
+  if (report.ok()) return lp;
+  // Masked elements: log_prob 0 and no gradient (a report with failures always has its mask).
+  return where(report.mask, lp, Tensor::zeros({}));
 }
 
 Tensor MultivariateNormal::rsample(Rng& rng, const Shape& sample_shape) const {
+  validate();
   Tensor eps = Tensor::randn(validation::sample_shape(sample_shape, batch_, {dim_}, "MultivariateNormal::rsample"), rng);
   if (diagonal_) return loc_ + factor_ * eps;
   // Rows: x^T = loc^T + eps^T L^T, or with the precision factor x^T = loc^T + eps^T M^{-1}.
@@ -150,9 +218,13 @@ Tensor MultivariateNormal::sample(Rng& rng, int64_t n) const { return sample(rng
 
 Tensor MultivariateNormal::entropy() const { return expand(detail::entropy(form()), batch_); }
 
-Tensor MultivariateNormal::mean() const { return expand(loc_, with_event(batch_, dim_)); }
+Tensor MultivariateNormal::mean() const {
+  validate();
+  return expand(loc_, with_event(batch_, dim_));
+}
 
 Tensor MultivariateNormal::variance() const {
+  validate();
   // Sigma_ii: |row i of L|^2, s_i^2, or the diagonal of (M M^T)^{-1}.
   Tensor v = diagonal_ ? square(factor_)
              : precision_factor_ ? linalg::extractdiag(linalg::potri(lower_factor()))
@@ -163,16 +235,19 @@ Tensor MultivariateNormal::variance() const {
 Tensor MultivariateNormal::stddev() const { return sqrt(variance()); }
 
 Tensor MultivariateNormal::covariance() const {
+  validate();
   if (diagonal_) return linalg::makediag(square(factor_));
   return precision_factor_ ? linalg::potri(lower_factor()) : linalg::syrk(lower_factor());
 }
 
 Tensor MultivariateNormal::precision() const {
+  validate();
   if (diagonal_) return linalg::makediag(1.0 / square(factor_));
   return precision_factor_ ? linalg::syrk(lower_factor()) : linalg::potri(lower_factor());
 }
 
 Tensor MultivariateNormal::scale_tril() const {
+  validate();
   if (diagonal_) return linalg::makediag(factor_);
   return precision_factor_ ? linalg::potrf(linalg::potri(lower_factor())) : lower_factor();
 }

@@ -111,8 +111,39 @@ struct Block {
   Vecs<kTri> f;
 };
 
+// The strict upper triangle of the factor, which the maths never reads, for a deferred check
+// (UpperCheck): `bad` ORs the raw values (only sign bits set iff all are +-0) or v * 0 (+-0 iff
+// all are finite); the lines are loaded anyway for the lower triangle.
+class UpperVerdict {
+ public:
+  explicit UpperVerdict(UpperCheck check) : check_(check) { bad_.set(0, hn::Zero(DF())); }
+  template <int D>
+  HWY_INLINE void add(const double* factor, VI index) {
+    if (check_ == UpperCheck::None) return;
+    const DF df;
+    const bool zero = check_ == UpperCheck::Zero;
+    V bad = bad_[0];
+    for (int r = 0; r < D; ++r)
+      for (int c = r + 1; c < D; ++c) {
+        const V u = hn::GatherIndex(df, factor + r * D + c, index);
+        bad = hn::Or(bad, zero ? u : hn::Mul(u, hn::Zero(df)));
+      }
+    bad_.set(0, bad);
+  }
+  bool ok() const {
+    const hn::RebindToUnsigned<DF> du;
+    const auto magnitude = hn::And(hn::BitCast(du, bad_[0]), hn::Set(du, 0x7FFFFFFFFFFFFFFFULL));
+    return hn::AllTrue(du, hn::Eq(magnitude, hn::Zero(du)));
+  }
+
+ private:
+  UpperCheck check_;
+  Vecs<1> bad_;
+};
+
 template <int D>
-HWY_INLINE void gather(const MvnPass& p, const BatchIndex& at, int64_t i0, int64_t n, Block<D>& b) {
+HWY_INLINE void gather(const MvnPass& p, const BatchIndex& at, int64_t i0, int64_t n, Block<D>& b,
+                       UpperVerdict* upper = nullptr) {
   const DF df;
   const VI il = at.loc(i0, n), ix = at.x(i0, n), im = at.factor(i0, n);
   for (int e = 0; e < D; ++e) {
@@ -121,6 +152,7 @@ HWY_INLINE void gather(const MvnPass& p, const BatchIndex& at, int64_t i0, int64
   }
   for (int r = 0; r < D; ++r)
     for (int c = 0; c <= r; ++c) b.f.set(tri(r, c), hn::GatherIndex(df, p.factor + r * D + c, im));
+  if (upper != nullptr) upper->add<D>(p.factor, im);
 }
 
 // g of the block's samples; 0 past the end of the batch, so those lanes add to no gradient.
@@ -183,7 +215,8 @@ HWY_INLINE V whiten(const Block<D>& b, const Vecs<D>& inv, Vecs<D>& r, Vecs<D>& 
 
 // sum log F_ii with ONE log per sample: the mantissas (in [1, 2)) of the diagonal multiply to
 // less than 2^8 and the binary exponents add exactly, so nothing overflows whatever the scale.
-// Subnormal entries are rescaled first. NaN when an entry is not positive.
+// Subnormal entries are rescaled first. NaN when an entry is not positive, or infinite (which
+// the exponent field would count as 2^1024, and which would leave |w|^2 finite: 1/inf = 0).
 template <int D>
 HWY_INLINE V sum_log_diagonal(const Vecs<Block<D>::kTri>& F) {
   const DF df;
@@ -191,10 +224,11 @@ HWY_INLINE V sum_log_diagonal(const Vecs<Block<D>::kTri>& F) {
   const V tiny = hn::Set(df, DBL_MIN), rescale = hn::Set(df, 0x1p54);
   const auto exponent_bias = hn::Set(du, 0x4330000000000000ULL);  // 2^52 as a double
   const V unbias = hn::Set(df, 0x1p52 + 1023.0);
-  V mantissa = hn::Set(df, 1.0), exponent = hn::Zero(df), smallest = hn::Set(df, 1.0);
+  V mantissa = hn::Set(df, 1.0), exponent = hn::Zero(df), smallest = hn::Set(df, 1.0), largest = smallest;
   for (int i = 0; i < D; ++i) {
     V v = F[tri(i, i)];
     smallest = hn::Min(smallest, v);
+    largest = hn::Max(largest, v);
     const auto subnormal = hn::Lt(v, tiny);
     v = hn::IfThenElse(subnormal, hn::Mul(v, rescale), v);
     exponent = hn::IfThenElse(subnormal, hn::Sub(exponent, hn::Set(df, 54.0)), exponent);
@@ -204,7 +238,8 @@ HWY_INLINE V sum_log_diagonal(const Vecs<Block<D>::kTri>& F) {
                                                          hn::Set(du, 0x3FF0000000000000ULL))));
   }
   const V h = hn::MulAdd(exponent, hn::Set(df, M_LN2), hn::Log(df, mantissa));
-  return hn::IfThenElse(hn::Gt(smallest, hn::Zero(df)), h, hn::Set(df, std::numeric_limits<double>::quiet_NaN()));
+  const auto usable = hn::And(hn::Gt(smallest, hn::Zero(df)), hn::Le(largest, hn::Set(df, DBL_MAX)));
+  return hn::IfThenElse(usable, h, hn::Set(df, std::numeric_limits<double>::quiet_NaN()));
 }
 
 // The log-density of one block from |w|^2 and the block's factor; `check` stays 0 unless some
@@ -231,16 +266,17 @@ bool forward(const MvnPass& p, int64_t begin, int64_t end) {
   const size_t lanes = hn::Lanes(df);
   const BatchIndex at(*p.batch);
   V check = hn::Zero(df);
+  UpperVerdict upper(p.upper);
   for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), end - i0);
     Block<D> b;
-    gather<D>(p, at, i0, n, b);
+    gather<D>(p, at, i0, n, b, &upper);
     Vecs<D> inv, r, w;
     if constexpr (!kPrecisionFactor) reciprocal_diagonal<D>(b.f, inv);
     const V maha = whiten<D, kPrecisionFactor>(b, inv, r, w);
     store_log_prob<D, kPrecisionFactor>(p, b, maha, i0, n, check);
   }
-  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
+  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df))) && upper.ok();
 }
 
 // Writes (own), adds (listed) or sums over the range (shared) one transposed gradient block.
@@ -309,10 +345,11 @@ bool gradients(const MvnPass& p, int64_t begin, int64_t end, double* shared, boo
   GradientSink<D * D> gmatrix(p.gmatrix, at.factor, 1.0);
   bool lower[D * D];
   for (int k = 0; k < D * D; ++k) lower[k] = kSymmetric || k % D <= k / D;
+  UpperVerdict upper(eager ? p.upper : UpperCheck::None);
   for (int64_t i0 = begin; i0 < end; i0 += static_cast<int64_t>(lanes)) {
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(lanes), end - i0);
     Block<D> b;
-    gather<D>(p, at, i0, n, b);
+    gather<D>(p, at, i0, n, b, &upper);
     const Vecs<kTri>& F = b.f;
     Vecs<D> inv, r, w, s;
     reciprocal_diagonal<D>(F, inv);
@@ -379,7 +416,7 @@ bool gradients(const MvnPass& p, int64_t begin, int64_t end, double* shared, boo
   gloc.finish(shared);
   gx.finish(shared + D);
   gmatrix.finish(shared + 2 * D);
-  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df)));
+  return hn::AllTrue(df, hn::Eq(check, hn::Zero(df))) && upper.ok();
 }
 
 // x * 0 is +-0 for a finite x and NaN otherwise; the OR of such values is NaN iff one was.

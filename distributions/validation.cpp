@@ -72,16 +72,21 @@ void check_event_dim(int64_t d, const Tensor& t, const char* who, const char* ar
 
 }  // namespace
 
-void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg,
-                      bool lower_positive, bool check_matrix_values) {
+void check_parameter_shapes(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
   if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
     throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg, shape_of(matrix)), arg,
                      {matrix.defined() ? matrix.shape() : Shape{}});
   const int64_t d = matrix.size(-1);
   check_event_dim(d, matrix, who, arg);
   check_loc_against(loc, matrix, drop_last(matrix.shape(), 2), d, who, arg);
-  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
-  if (!check_matrix_values) return;
+}
+
+void check_loc_values(const Tensor& loc, const char* who) {
+  check_finite(loc, loc.size(-1), drop_last(loc.shape(), 1), who, "loc");
+}
+
+void check_matrix_values(const Tensor& matrix, const char* who, const char* arg, bool lower_positive) {
+  const int64_t d = matrix.size(-1);
   // Finite and triangular in one vector pass; the reference checks below locate a failure.
   if (lower_positive && d <= detail::kMaxFusedDim &&
       detail::simd_finite_lower_positive(matrix.data().data(), d, numel(drop_last(matrix.shape(), 2))))
@@ -90,15 +95,25 @@ void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, 
   if (lower_positive) check_lower_positive_diagonal(matrix, who, arg);
 }
 
-void check_vector_parameters(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
+void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg,
+                      bool lower_positive) {
+  check_parameter_shapes(loc, matrix, who, arg);
+  check_loc_values(loc, who);
+  check_matrix_values(matrix, who, arg, lower_positive);
+}
+
+void check_vector_shapes(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
   if (!v.defined() || v.dim() < 1)
     throw ShapeError(who, fmt::format("{} must have shape [..., d], got {}.", arg, shape_of(v)), arg,
                      {v.defined() ? v.shape() : Shape{}});
   const int64_t d = v.size(-1);
   check_event_dim(d, v, who, arg);
   check_loc_against(loc, v, drop_last(v.shape(), 1), d, who, arg);
-  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
-  check_finite(v, d, drop_last(v.shape(), 1), who, arg);
+}
+
+void check_vector_values(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
+  check_loc_values(loc, who);
+  check_finite(v, v.size(-1), drop_last(v.shape(), 1), who, arg);
 }
 
 void check_low_rank(const Tensor& loc, const Tensor& W, const Tensor& D, const char* who) {
@@ -122,7 +137,7 @@ void check_low_rank(const Tensor& loc, const Tensor& W, const Tensor& D, const c
                      "cov_diag", {W.shape(), D.shape()});
   }
   check_loc_against(loc, W, broadcast_shapes(wb, db, who), d, who, "cov_factor");
-  check_finite(loc, d, drop_last(loc.shape(), 1), who, "loc");
+  check_loc_values(loc, who);
   check_finite(W, d * W.size(-1), wb, who, "cov_factor");
   check_finite(D, d, db, who, "cov_diag");
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,11 +35,31 @@ inline bool is_precision_factor(MvnMatrix m) { return m == MvnMatrix::PrecisionT
 // gradients go to loc, matrix and x. First order runs simd_backward; a recorded backward
 // (create_graph) uses closed forms written with differentiable ops, so second order is exact.
 // x must be finite (checked only when a log_prob comes out non-finite).
+// `deferred` (null once a distribution's parameters have been checked) asks the pass to check
+// the parameters on the values it loads, as the factory would have (multivariate_normal.hpp,
+// "Validation"): see DeferredChecks.
 // When a backward is expected, the forward computes the gradients too, for the g of
 // -mean(log_prob); the backward uses them if g is that, and recomputes otherwise (same bits
 // either way; log_density.cpp). For tests: how often this thread's guesses were right or
 // wrong, and guessing again from the next call (a wrong guess pauses guessing for some calls).
-Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind);
+// What the pass checks in the strict upper triangle of the factor, which it otherwise never
+// reads: exactly 0 (a validated scale_tril / precision_tril) or finite (without `validate`).
+enum class UpperCheck : int { None, Zero, Finite };
+
+// Checks of loc and the factor left by the factory for the first use. The pass checks the
+// upper triangle as asked and, for the rest, relies on the log-density itself: a NaN or
+// infinite entry of loc or of the factor's lower triangle, or a diagonal entry that is not
+// positive and finite, makes that sample's log_prob NaN or infinite (tested entry by entry in
+// mvn_simd_test.cpp). On any such sign `scans` runs the factory's reference checks, which
+// throw its error naming the batch element (or return, when the inputs were valid but the
+// log-density overflowed); only then is x checked.
+struct DeferredChecks {
+  UpperCheck upper = UpperCheck::None;
+  std::function<void()> scans;
+};
+
+Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind,
+                     const DeferredChecks* deferred = nullptr);
 struct GuessStats {
   int64_t right = 0, wrong = 0;
 };
@@ -46,7 +67,7 @@ GuessStats& simd_guess_stats();
 void simd_guess_reset();
 
 // The Cholesky factor of a batch of symmetric d x d matrices (d <= 8), recorded as potrf of A,
-// with its report; nullopt when d > 8 or some matrix is not positive definite (the caller then
+// with its report (no mask: every element is usable); nullopt when d > 8 or some matrix is not positive definite (the caller then
 // runs the reference checks and factorisation under its failure policy, which report as before).
 // With check_symmetry, a matrix that is not symmetric within the tolerances also gives nullopt;
 // with check_finite, one with a NaN or an infinite entry.
@@ -62,6 +83,7 @@ struct MvnPass {
   const double* loc = nullptr;
   const double* factor = nullptr;  // [factor_count, d, d], lower triangle read
   const double* x = nullptr;
+  UpperCheck upper = UpperCheck::None;  // forward and eager passes (DeferredChecks)
   double* out = nullptr;        // forward: [count]
   const double* g = nullptr;    // backward: [count]
   double eager_g = 0.0;         // simd_eager: the g assumed for every sample
@@ -70,8 +92,9 @@ struct MvnPass {
   double* gx = nullptr;         // the others are written once, whole.
 };
 
-// Samples [begin, end). Returns false when some log_prob came out NaN or infinite (then the
-// caller checks x, the only input not validated before, and throws if it is not finite).
+// Samples [begin, end). Returns false when some log_prob came out NaN or infinite, or the
+// upper triangle failed p.upper (then the caller runs the deferred scans and checks x, and
+// throws if an input is not valid).
 bool simd_forward(const MvnPass& p, int64_t begin, int64_t end);
 
 // Samples [begin, end). An input shared by every sample (one loc, one matrix or one x for the

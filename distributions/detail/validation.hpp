@@ -13,22 +13,29 @@ namespace cholla::dist::validation {
 // argument's name so that a message reads "scale_tril has ... in matrix 3 of ...".
 std::string in_batch_element(int64_t flat, const Shape& batch);
 
-// loc [..., d] (d >= 1) and a square matrix [..., d, d] with broadcastable batches, all values finite.
-// Always on: NaN or Inf is a DomainError under every failure policy.
-// With lower_positive, also check_lower_positive_diagonal (in the same pass over the matrix for
-// d <= 8). Without check_matrix_values, the matrix's values are left to the caller (which checks
-// them on values it loads anyway, and calls this again in full when they fail).
+// loc [..., d] (d >= 1) and a square matrix [..., d, d] with broadcastable batches: shapes only.
+void check_parameter_shapes(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg);
+// The values of shape-checked parameters: loc finite; the matrix finite and, with
+// `lower_positive`, check_lower_positive_diagonal (in one vector pass for d <= 8). NaN or Inf
+// is a DomainError under every failure policy.
+void check_loc_values(const Tensor& loc, const char* who);
+void check_matrix_values(const Tensor& matrix, const char* who, const char* arg, bool lower_positive);
+// All three, in that order.
 void check_parameters(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg,
-                      bool lower_positive = false, bool check_matrix_values = true);
+                      bool lower_positive = false);
 // Lower triangular (strict upper exactly 0) with a positive diagonal.
 void check_lower_positive_diagonal(const Tensor& L, const char* who, const char* arg);
 // |A - A^T| <= atol + rtol * max|A| for every matrix of the batch.
 void check_symmetric(const Tensor& A, double rtol, double atol, const char* who, const char* arg);
 // loc [..., d] (d >= 1) and a vector parameter [..., d] (a scale diagonal) with broadcastable
-// batches, all values finite.
-void check_vector_parameters(const Tensor& loc, const Tensor& v, const char* who, const char* arg);
+// batches: shapes only; then the values, all finite.
+void check_vector_shapes(const Tensor& loc, const Tensor& v, const char* who, const char* arg);
+void check_vector_values(const Tensor& loc, const Tensor& v, const char* who, const char* arg);
 // loc [..., d], cov_factor [..., d, k] (k >= 1) and cov_diag [..., d], broadcastable, finite.
 void check_low_rank(const Tensor& loc, const Tensor& W, const Tensor& D, const char* who);
+// For tests: how many times a MultivariateNormal's value checks ran on its first use (by the
+// scans or by log_prob's pass).
+int64_t deferred_validations();
 // Every entry > 0 (the values are already known to be finite).
 void check_positive(const Tensor& v, const char* who, const char* arg);
 // x [..., d] with finite values.

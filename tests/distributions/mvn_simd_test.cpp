@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "../linalg/linalg_helpers.hpp"
+#include "simd_targets.hpp"
 #include "distributions/detail/factorise.hpp"
 #include "distributions/detail/mvn_simd.hpp"
 
@@ -14,20 +15,7 @@ using dist::detail::MvnMatrix;
 
 namespace {
 
-// Runs `body` once per SIMD target (AVX-512, AVX2, SSE4, ..., the scalar baseline), then
-// restores the best one.
-template <class Body>
-void for_each_target(Body&& body) {
-  const std::vector<int64_t> targets = dist::detail::simd_targets();
-  REQUIRE(!targets.empty());
-  for (int64_t t : targets) {
-    dist::detail::simd_use_target(t);
-    const std::string target = dist::detail::simd_target_name(t);
-    CAPTURE(target);
-    body();
-  }
-  dist::detail::simd_use_target(0);
-}
+using test::for_each_target;
 
 bool symmetric(MvnMatrix k) { return k == MvnMatrix::Covariance || k == MvnMatrix::Precision; }
 
