@@ -105,6 +105,32 @@ TEST_CASE("parallel ops: elementwise and batched linalg results identical for 1,
   for (size_t i = 1; i < results.size(); ++i) CHECK(results[i] == results[0]);
 }
 
+TEST_CASE("parallel ops: a sum over all elements is the same bits for 1, 2 and 4 threads, and exact on integers") {
+  Rng rng(6);
+  // 160,000 and 65,537 values: several fixed chunks of the blocked sum, one ragged.
+  const Tensor x = Tensor::randn({400, 400}, rng), y = Tensor::randn({65'537}, rng);
+  std::vector<double> results;
+  for (int64_t threads : {1, 2, 4}) {
+    const ThreadCount scope(threads);
+    NoGrad guard;
+    results.push_back(sum(x).item());
+    results.push_back(mean(y).item());
+  }
+  for (size_t i = 2; i < results.size(); ++i) CHECK(results[i] == results[i % 2]);
+  // Against a sequential sum in long double (independent of the chunking).
+  long double total = 0.0L;
+  for (double v : x.to_vector()) total += v;
+  CHECK(std::abs(results[0] - static_cast<double>(total)) <= 1e-10);
+  // 0 + 1 + ... + (n - 1): every partial sum is an integer below 2^53, so any order is exact.
+  const int64_t n = 100'003;
+  std::vector<double> ramp(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ramp[static_cast<size_t>(i)] = static_cast<double>(i);
+  for (int64_t threads : {1, 2, 4}) {
+    const ThreadCount scope(threads);
+    CHECK(sum(Tensor::from({n}, ramp)).item() == static_cast<double>(n * (n - 1) / 2));
+  }
+}
+
 TEST_CASE("parallel_for: two user threads at once, each with its own loop") {
   const ThreadCount scope(3);
   const int64_t n = 200'000, grain = 997;
