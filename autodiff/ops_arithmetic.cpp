@@ -70,9 +70,12 @@ Tensor neg(const Tensor& x) { return affine(x, -1.0, 0.0); }
 
 Tensor affine(const Tensor& x, double scale, double shift) {
   Tensor out = detail::map_unary(x, "affine", [scale, shift](double v) { return v * scale + shift; });
-  return record("affine", {x}, out, [scale](const Tensor& g, Needs) {
-    return Grads{affine(g, scale, 0.0)};
-  });
+  return record_elementwise(
+      "affine", x, out,
+      [scale](const Tensor& g, Needs) { return Grads{affine(g, scale, 0.0)}; },
+      [scale](std::span<double> g) {
+        for (double& v : g) v = v * scale + 0.0;  // affine(g, scale, 0.0)'s bits (-0 becomes +0)
+      });
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

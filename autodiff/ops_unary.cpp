@@ -87,35 +87,31 @@ Tensor abs(const Tensor& x) {
 }
 
 // The raw first-order rule of an activation whose derivative is a function of its output:
-// one pass and one tensor, where the composed rule (kept for create_graph) makes three.
-// `rule(g, y)` evaluates the composed rule's arithmetic in its order, so both give the same
-// bits.
+// rewrites the gradient in place, where the composed rule (kept for create_graph) makes three
+// tensors. `rule(g, y)` evaluates the composed rule's arithmetic in its order, so both give
+// the same bits.
 template <class F>
-auto fused_backward(const Tensor& out, F rule) {
-  return [out, rule](const Tensor& g, Needs) {
-    Tensor r = Tensor::empty_like(g);
-    const double* pg = g.data().data();
+auto in_place_backward(const Tensor& out, F rule) {
+  return [out, rule](std::span<double> g) {
     const double* py = out.data().data();
-    double* pr = r.mutable_data().data();
-    for (int64_t i = 0, n = g.numel(); i < n; ++i) pr[i] = rule(pg[i], py[i]);
-    return Grads{r};
+    for (size_t i = 0; i < g.size(); ++i) g[i] = rule(g[i], py[i]);
   };
 }
 
 Tensor tanh(const Tensor& x) {
   Tensor out = map_vector(x, "tanh", detail::UnaryFn::kTanh);
   if (!needs_recording({x})) return out;
-  return record(
-      "tanh", {x}, out, [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; },
-      fused_backward(out, [](double g, double y) { return g * (y * y * -1.0 + 1.0); }));
+  return record_elementwise(
+      "tanh", x, out, [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; },
+      in_place_backward(out, [](double g, double y) { return g * (y * y * -1.0 + 1.0); }));
 }
 
 Tensor sigmoid(const Tensor& x) {
   Tensor out = map_vector(x, "sigmoid", detail::UnaryFn::kSigmoid);  // through exp(-|x|): no overflow
   if (!needs_recording({x})) return out;
-  return record(
-      "sigmoid", {x}, out, [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; },
-      fused_backward(out, [](double g, double y) { return g * y * (y * -1.0 + 1.0); }));
+  return record_elementwise(
+      "sigmoid", x, out, [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; },
+      in_place_backward(out, [](double g, double y) { return g * y * (y * -1.0 + 1.0); }));
 }
 
 Tensor relu(const Tensor& x) {

@@ -30,6 +30,15 @@
 //
 // The engine calls the raw rule when the backward itself is not being recorded (a plain
 // backward()), and the composed rule under create_graph, where gradients need history.
+//
+// An elementwise op of one input can instead give a raw rule that rewrites the incoming
+// gradient in place, dL/dout -> dL/dx element by element:
+//
+//   return record_elementwise("tanh", x, out, composed_rule,
+//                             [out](std::span<double> g) { /* g[i] *= 1 - out[i]^2 */ });
+//
+// The engine hands it the gradient's own buffer when nobody else holds it (a copy otherwise),
+// so a plain backward through a chain of such ops allocates nothing.
 #pragma once
 
 #include <cstddef>
@@ -160,6 +169,9 @@ struct Closure {
   void* self = nullptr;
 };
 
+// A raw in-place rule (record_elementwise): rewrites the gradient g in place.
+using InPlaceFn = void (*)(void* self, std::span<double> g);
+
 // Bump allocation in this thread's tape arena (valid until the tape is released). The cursor
 // is thread-local so that the common case inlines; a new chunk is the slow path (tape.cpp).
 struct ArenaCursor {
@@ -213,6 +225,24 @@ void place_closure(F&& f, Closure& out) {
     out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
 
+// The same for an in-place rule F (callable as void(std::span<double> g)); `apply` receives
+// the function that calls it.
+template <class F>
+void place_in_place_rule(F&& f, Closure& out, InPlaceFn& apply) {
+  using Fn = std::decay_t<F>;
+  void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
+  if constexpr (std::is_trivially_copyable_v<Fn>) {
+    new (memory) Fn(std::forward<F>(f));
+  } else {
+    AdoptionScope adopting;
+    new (memory) Fn(std::forward<F>(f));
+  }
+  out.self = memory;
+  apply = [](void* self, std::span<double> g) { (*static_cast<Fn*>(self))(g); };
+  if constexpr (!std::is_trivially_destructible_v<Fn>)
+    out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
+}
+
 // Adapts a single-output rule Grads(const Tensor& g, Needs) to the multi-output form.
 template <class F>
 auto single_output(F&& f) {
@@ -235,10 +265,14 @@ class EntryBuilder {
   // The entry's rules (empty until placed): the op-composed one, and the optional raw one.
   Closure& backward() { return *backward_; }
   Closure& raw_backward() { return *raw_backward_; }
+  // Set instead of raw_backward().invoke when the raw rule works in place (its state is
+  // raw_backward().self).
+  InPlaceFn& raw_in_place() { return *raw_in_place_; }
 
  private:
   Closure* backward_;
   Closure* raw_backward_;
+  InPlaceFn* raw_in_place_;
 };
 
 template <class F>
@@ -346,6 +380,25 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward, R&& ra
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
     detail::place_closure(detail::single_output(std::forward<R>(raw_backward)),
                           entry.raw_backward());
+  }
+  return output;
+}
+
+// Records an elementwise op of one input whose raw first-order rule `in_place(std::span<double>
+// g)` turns dL/dout into dL/dx in place (see the top of this file). It must compute the same
+// bits as `backward`, the composed rule used under create_graph.
+template <class F, class R>
+Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&& backward,
+                          R&& in_place) {
+  detail::check_single_output_rule<std::decay_t<F>>();
+  static_assert(std::is_invocable_v<std::decay_t<R>&, std::span<double>>,
+                "in_place must be callable as void(std::span<double> g)");
+  if (!needs_recording({input})) return output;
+  {
+    detail::EntryBuilder entry(op, {input}, std::span<Tensor>(&output, 1));
+    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
+    detail::place_in_place_rule(std::forward<R>(in_place), entry.raw_backward(),
+                                entry.raw_in_place());
   }
   return output;
 }

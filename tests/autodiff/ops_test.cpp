@@ -2,6 +2,7 @@
 // then gradcheck and gradgradcheck over several shapes, broadcasting and size-1 dims included.
 #include <cmath>
 
+#include "autodiff/detail/storage.hpp"
 #include "helpers.hpp"
 
 using namespace cholla;
@@ -219,17 +220,19 @@ TEST_CASE("ops: shape errors name the op and both shapes") {
   CHECK_THROWS_AS((void)Tensor().shape(), GraphError);
 }
 
-TEST_CASE("tanh and sigmoid: the fused first-order backward gives the composed rule's bits") {
-  // backward() uses the raw fused rule; grad() with create_graph the op-composed one.
+TEST_CASE("affine, tanh and sigmoid: the in-place first-order backward gives the composed rule's bits") {
+  // backward() uses the raw in-place rule; grad() with create_graph the op-composed one.
   struct Case {
     Tensor (*op)(const Tensor&);
     double (*derivative)(double);  // closed form
+    bool derivative_has_history = true;  // false for a constant derivative
   };
   const Case cases[] = {
       {[](const Tensor& t) { return cholla::tanh(t); },
        [](double v) { return 1.0 - std::tanh(v) * std::tanh(v); }},
       {[](const Tensor& t) { return cholla::sigmoid(t); },
        [](double v) { const double s = 1.0 / (1.0 + std::exp(-v)); return s * (1.0 - s); }},
+      {[](const Tensor& t) { return affine(t, -1.7, 0.3); }, [](double) { return -1.7; }, false},
   };
   Rng rng(11);
   const Tensor values = Tensor::uniform({4, 5}, -4.0, 4.0, rng);
@@ -239,10 +242,58 @@ TEST_CASE("tanh and sigmoid: the fused first-order backward gives the composed r
     sum(c.op(x) * w).backward();
     const std::vector<double> fused = x.grad().to_vector();
     std::vector<Tensor> composed = grad({sum(c.op(x) * w)}, {x}, {.create_graph = true});
-    CHECK(composed[0].requires_grad());  // the composed rule has history: it really ran
+    // The composed rule has history: it really ran.
+    CHECK(composed[0].requires_grad() == c.derivative_has_history);
     CHECK(composed[0].to_vector() == fused);
     for (size_t i = 0; i < fused.size(); ++i)
       CHECK(fused[i] == doctest::Approx(w.data()[i] * c.derivative(values.data()[i])).epsilon(1e-13));
     Tape::current().release();
+  }
+}
+
+TEST_CASE("an in-place backward never writes into values someone else holds") {
+  Rng rng(12);
+  const Tensor values = Tensor::uniform({5}, -2.0, 2.0, rng);
+  auto dtanh = [](double v) { return 1.0 - std::tanh(v) * std::tanh(v); };
+
+  // A seed the caller passes is theirs: tanh's rule works on a copy.
+  Tensor x = values.detach().requires_grad(true);
+  const Tensor seed = Tensor::from({5}, {1.0, -2.0, 0.5, 3.0, -0.25});
+  const std::vector<double> seed_before = seed.to_vector();
+  cholla::tanh(x * 2.0).backward(seed, {});
+  CHECK(seed.to_vector() == seed_before);
+  for (size_t i = 0; i < 5; ++i)
+    CHECK(x.grad().data()[i] == doctest::Approx(seed_before[i] * 2.0 * dtanh(2.0 * values.data()[i])));
+
+  // add hands the same gradient to both inputs: x's .grad() keeps it while tanh's rule runs.
+  Tensor y = values.detach().requires_grad(true);
+  sum(y + cholla::tanh(y)).backward();
+  for (size_t i = 0; i < 5; ++i)
+    CHECK(y.grad().data()[i] == doctest::Approx(1.0 + dtanh(values.data()[i])).epsilon(1e-14));
+
+  // The same gradient reaching two in-place rules (two uses of one tensor).
+  Tensor z = values.detach().requires_grad(true);
+  Tensor h = z * 1.0;
+  sum(cholla::tanh(h) + cholla::sigmoid(h)).backward();
+  for (size_t i = 0; i < 5; ++i) {
+    const double v = values.data()[i], s = 1.0 / (1.0 + std::exp(-v));
+    CHECK(z.grad().data()[i] == doctest::Approx(dtanh(v) + s * (1.0 - s)).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("an intermediate nobody holds is freed when dropped, not at the tape's release") {
+  if constexpr (detail::kPooledMemory) {  // counted through the per-thread object cache
+    {
+      std::vector<Tensor> warm(4000, Tensor());
+      for (Tensor& t : warm) t = Tensor::scalar(0.0);
+    }  // the cache now holds at least 4,000 objects
+    Tensor x = Tensor::scalar(0.5).requires_grad(true);
+    Tensor y = x * 1.0;
+    const auto before = static_cast<int64_t>(detail::t_impl_cache.count);
+    for (int i = 0; i < 1000; ++i) y = y * 1.0001 + 0.0001;
+    const auto in_use = before - static_cast<int64_t>(detail::t_impl_cache.count);
+    CHECK(in_use <= 2);  // y and a temporary, not 2,000 tensors held by the tape
+    y.backward();
+    CHECK(x.grad().item() == doctest::Approx(std::pow(1.0001, 1000)));
   }
 }
