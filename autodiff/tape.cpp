@@ -49,6 +49,7 @@ struct detail::TapeNode {
   uint32_t num_inputs;
   int32_t num_outputs;
   Needs needs;                   // inputs that take part, fixed when the entry is recorded
+  bool holds_resources;          // a held route or a shape on the heap: release must visit it
   detail::Closure backward;      // op-composed rule (differentiable: used under create_graph)
   detail::Closure raw_backward;  // optional first-order rule (invoke == nullptr when none)
   detail::InPlaceFn raw_in_place;  // or an in-place one (record_elementwise), on raw_backward.self
@@ -59,6 +60,7 @@ using Node = detail::TapeNode;
 // The engine's access to the tape's private parts.
 struct TapeAccess {
   static std::vector<Node*>& nodes(Tape& t) { return t.nodes_; }
+  static std::vector<Node*>& owning(Tape& t) { return t.owning_; }
   static Node& node(Tape& t, int64_t index) { return *t.nodes_[static_cast<size_t>(index)]; }
   static detail::TapeArena& arena(Tape& t) { return *t.arena_; }
 };
@@ -156,9 +158,11 @@ bool has_history(const TensorImpl& t) { return t.generation != 0; }
 // slot += g. The first gradient is shared, not copied. Later ones are added in place when
 // nobody else can see the slot's values and the addition is not being recorded; otherwise (a
 // shared buffer, or create_graph, where the sum needs history) through the add op.
-void accumulate(Tensor& slot, const Tensor& g) {
+// The first gradient of a slot: taken over, not copied.
+template <class G>
+void accumulate(Tensor& slot, G&& g) {
   if (!slot.defined()) {
-    slot = g;
+    slot = std::forward<G>(g);
     return;
   }
   TensorImpl& s = *detail::impl_of(slot);
@@ -184,7 +188,7 @@ Tensor& output_slot(Node& node, int32_t j) { return node.grad_outputs[j]; }
 }
 
 // Hands one input's gradient on to where its route points.
-void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& route, const Tensor& g,
+void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& route, Tensor&& g,
                     std::vector<Tensor>* captured) {
   const Shape& shape = detail::impl_of(g)->shape;
   switch (route.kind) {
@@ -193,16 +197,16 @@ void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& rout
       Node& producer = TapeAccess::node(tape, route.node);
       const Shape& expected = producer.output_shapes[route.output];
       if (shape != expected) throw_gradient_shape(op, i, shape, expected);
-      accumulate(output_slot(producer, route.output), g);
+      accumulate(output_slot(producer, route.output), std::move(g));
       return;
     }
     case InputRoute::Leaf: {
       TensorImpl& leaf = *detail::impl_of(route.held);
       if (shape != leaf.shape) throw_gradient_shape(op, i, shape, leaf.shape);
       if (captured == nullptr)
-        accumulate(leaf.grad, g);  // with create_graph, .grad() keeps its history
+        accumulate(leaf.grad, std::move(g));  // with create_graph, .grad() keeps its history
       else if (leaf.capture_slot >= 0)
-        accumulate((*captured)[static_cast<size_t>(leaf.capture_slot)], g);
+        accumulate((*captured)[static_cast<size_t>(leaf.capture_slot)], std::move(g));
       return;
     }
     case InputRoute::Stale: throw_stale(*detail::impl_of(route.held));
@@ -229,7 +233,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
         p = detail::impl_of(g);
       }
       node.raw_in_place(node.raw_backward.self, {p->data, static_cast<size_t>(p->size)});
-      route_gradient(tape, op, 0, node.inputs[0], g, captured);
+      route_gradient(tape, op, 0, node.inputs[0], std::move(g), captured);
       continue;
     }
     const detail::Closure& rule =
@@ -243,7 +247,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
                           fmt::format("returned {} gradients for {} inputs.", grads.size(),
                                       node.num_inputs));
     for (size_t i = 0; i < grads.size(); ++i)
-      if (grads[i].defined()) route_gradient(tape, op, i, node.inputs[i], grads[i], captured);
+      if (grads[i].defined()) route_gradient(tape, op, i, node.inputs[i], std::move(grads[i]), captured);
   }
 }
 
@@ -314,18 +318,21 @@ void Tape::release() {
   generation_ = next_generation();
   t_engine.tape_generation = generation_;
   t_engine.live = 0;
-  std::vector<Node*> nodes;
-  nodes.swap(nodes_);
-  for (size_t k = nodes.size(); k-- > 0;) {
-    Node& node = *nodes[k];
+  // Only entries that own something are visited. Their gradient slots are empty: a sweep
+  // clears every slot it reads, no slot above the sweep's start ever receives a gradient, and
+  // a failed or partial sweep clears them all (clear_grad_outputs).
+  nodes_.clear();  // first: a destructor below must not find entries to release again
+  std::vector<Node*> owning;
+  owning.swap(owning_);
+  for (size_t k = owning.size(); k-- > 0;) {
+    Node& node = *owning[k];
     if (node.backward.destroy != nullptr) node.backward.destroy(node.backward.self);
     if (node.raw_backward.destroy != nullptr) node.raw_backward.destroy(node.raw_backward.self);
     std::destroy_n(node.inputs, node.num_inputs);
-    std::destroy_n(node.grad_outputs, node.num_outputs);
     std::destroy_n(node.output_shapes, node.num_outputs);
   }
-  nodes.clear();
-  if (nodes_.empty()) nodes_.swap(nodes);  // keep the index's capacity for the next tape
+  owning.clear();
+  if (owning_.empty()) owning_.swap(owning);  // keep the capacity for the next tape
   arena_->reset();
   detail::reconcile_dropped_elsewhere();  // once per step: this thread's tensors dropped elsewhere
 }
@@ -336,12 +343,16 @@ void* arena_allocate_slow(std::size_t bytes, std::size_t align) {
   return TapeAccess::arena(Tape::current()).allocate_in_next_chunk(bytes, align);
 }
 
+namespace {
+
 // Where input `t` of a new entry of `tape` sends its gradient.
-void route_input(const Tape& tape, const Tensor& t, InputRoute& route, Needs& needs, size_t i) {
+[[gnu::always_inline]] inline void route_input(const Tape& tape, const Tensor& t,
+                                               InputRoute& route, Needs& needs, size_t i,
+                                               bool& holds) {
   const TensorImpl* p = detail::impl_of(t);
   if (p == nullptr || !p->takes_part()) return;
   if (i < 64) needs.bits |= 1ULL << i;
-  if (p->generation == tape.generation()) {
+  if (p->generation == tape.generation()) [[likely]] {
     route.kind = InputRoute::Entry;
     route.node = p->node;
     route.output = p->output;
@@ -350,55 +361,85 @@ void route_input(const Tape& tape, const Tensor& t, InputRoute& route, Needs& ne
     // claim on this tape (no adoption).
     route.kind = p->generation == 0 ? InputRoute::Leaf : InputRoute::Stale;
     route.held = t;
+    holds = true;
   }
 }
 
-EntryBuilder::EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs) {
-  ++t_busy;
-  Tape& tape = Tape::current();
-  // One block: the entry, its input routes, its gradient slots and its output shapes.
+// Places an empty entry with room for its inputs' routes, gradient slots and output shapes
+// (one arena block) and appends it to the tape.
+[[gnu::always_inline]] inline Node* place_entry(Tape& tape, const char* op, size_t num_inputs,
+                                                size_t num_outputs) {
   static_assert(sizeof(Node) % alignof(InputRoute) == 0 && sizeof(InputRoute) % alignof(Tensor) == 0 &&
                 sizeof(Tensor) % alignof(Shape) == 0);
-  const size_t num_inputs = inputs.size(), num_outputs = outputs.size();
   auto* node = static_cast<Node*>(arena_allocate(
       sizeof(Node) + sizeof(InputRoute) * num_inputs + (sizeof(Tensor) + sizeof(Shape)) * num_outputs,
       alignof(Node)));
   node->op = op;
-  node->num_inputs = static_cast<uint32_t>(num_inputs);
-  node->num_outputs = static_cast<int32_t>(num_outputs);
-  node->needs = Needs{0};
-  node->backward = {};
-  node->raw_backward = {};
-  node->raw_in_place = nullptr;
   node->inputs = reinterpret_cast<InputRoute*>(node + 1);
   node->grad_outputs = reinterpret_cast<Tensor*>(node->inputs + num_inputs);
   node->output_shapes = reinterpret_cast<Shape*>(node->grad_outputs + num_outputs);
-  backward_ = &node->backward;
-  raw_backward_ = &node->raw_backward;
-  raw_in_place_ = &node->raw_in_place;
-  // Routes before the outputs get their place: an input is never one of the fresh outputs.
-  for (size_t i = 0; i < num_inputs; ++i) {
-    InputRoute* route = new (node->inputs + i) InputRoute();
-    route_input(tape, inputs[i], *route, node->needs, i);
-  }
-  std::vector<Node*>& nodes = TapeAccess::nodes(tape);
-  nodes.push_back(node);
-  const auto index = static_cast<int64_t>(nodes.size()) - 1;
-  for (size_t j = 0; j < num_outputs; ++j) {
-    // Outputs are fresh tensors made by the op; give each its place on the tape. The caller
-    // holds them, so each is a live tensor with history from here on.
-    TensorImpl& impl = *detail::impl_of(outputs[j]);
-    impl.generation = tape.generation();
-    impl.node = index;
-    impl.output = static_cast<int32_t>(j);
-    const int32_t handles = impl.handle_count();  // -1: another thread's, counted as external
-    if (handles < 0 || handles > impl.tape_refs) ++t_engine.live;
-    new (node->grad_outputs + j) Tensor();
-    new (node->output_shapes + j) Shape(impl.shape);
-  }
+  node->num_inputs = static_cast<uint32_t>(num_inputs);
+  node->num_outputs = static_cast<int32_t>(num_outputs);
+  node->needs = Needs{0};
+  node->holds_resources = false;
+  node->backward = {};
+  node->raw_backward = {};
+  node->raw_in_place = nullptr;
+  TapeAccess::nodes(tape).push_back(node);
+  return node;
+}
+
+// Gives the fresh output j of entry `index` its place on the tape. The caller holds it, so it
+// is a live tensor with history from here on.
+[[gnu::always_inline]] inline void place_output(const Tape& tape, Node& node, int64_t index,
+                                                size_t j, const Tensor& output) {
+  TensorImpl& impl = *detail::impl_of(output);
+  impl.generation = tape.generation();
+  impl.node = index;
+  impl.output = static_cast<int32_t>(j);
+  const int32_t handles = impl.handle_count();  // -1: another thread's, counted as external
+  if (handles < 0 || handles > impl.tape_refs) ++t_engine.live;
+  new (node.grad_outputs + j) Tensor();
+  new (node.output_shapes + j) Shape(impl.shape);
+  if (impl.shape.size() > Shape::kInline) node.holds_resources = true;
+}
+
+}  // namespace
+
+// Routes come before the outputs get their place: an input is never one of the fresh outputs.
+EntryBuilder::EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs) {
+  ++t_busy;
+  Tape& tape = Tape::current();
+  Node* node = place_entry(tape, op, inputs.size(), outputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    route_input(tape, inputs[i], *new (node->inputs + i) InputRoute(), node->needs, i,
+                node->holds_resources);
+  const auto index = static_cast<int64_t>(tape.size()) - 1;
+  for (size_t j = 0; j < outputs.size(); ++j) place_output(tape, *node, index, j, outputs[j]);
+  set_rules(*node);
+}
+
+EntryBuilder::EntryBuilder(const char* op, const Tensor& input, const Tensor& output) {
+  ++t_busy;
+  Tape& tape = Tape::current();
+  Node* node = place_entry(tape, op, 1, 1);
+  route_input(tape, input, *new (node->inputs) InputRoute(), node->needs, 0, node->holds_resources);
+  place_output(tape, *node, static_cast<int64_t>(tape.size()) - 1, 0, output);
+  set_rules(*node);
+}
+
+void EntryBuilder::set_rules(TapeNode& node) {
+  node_ = &node;
+  backward_ = &node.backward;
+  raw_backward_ = &node.raw_backward;
+  raw_in_place_ = &node.raw_in_place;
 }
 
 EntryBuilder::~EntryBuilder() {
+  // Entries that own nothing (an affine's closure holds a double) are not visited by release.
+  const Node& node = *node_;
+  if (node.holds_resources || node.backward.destroy != nullptr || node.raw_backward.destroy != nullptr)
+    TapeAccess::owning(Tape::current()).push_back(node_);
   --t_busy;
   release_if_unreachable();
 }

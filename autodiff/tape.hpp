@@ -259,6 +259,7 @@ class EntryBuilder {
   // By reference: a struct passed by value goes through the stack and is read back with the
   // same stalling wide loads as above.
   EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs);
+  EntryBuilder(const char* op, const Tensor& input, const Tensor& output);  // the common case
   ~EntryBuilder();
   EntryBuilder(const EntryBuilder&) = delete;
   EntryBuilder& operator=(const EntryBuilder&) = delete;
@@ -270,6 +271,8 @@ class EntryBuilder {
   InPlaceFn& raw_in_place() { return *raw_in_place_; }
 
  private:
+  void set_rules(TapeNode& node);
+  TapeNode* node_;
   Closure* backward_;
   Closure* raw_backward_;
   InPlaceFn* raw_in_place_;
@@ -302,6 +305,7 @@ class Tape {
   static Tape& create_current();
   friend struct TapeAccess;
   std::vector<detail::TapeNode*> nodes_;  // creation order; the entries live in the arena
+  std::vector<detail::TapeNode*> owning_;  // the entries whose release has work: handles, heap
   detail::TapeArena* arena_;              // owned; entries, their inputs and their closures
   uint64_t generation_;
 };
@@ -364,7 +368,9 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward) {
   detail::check_single_output_rule<std::decay_t<F>>();
   if (!needs_recording(inputs)) return output;
   {
-    detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
+    detail::EntryBuilder entry = inputs.size() == 1
+                                     ? detail::EntryBuilder(op, inputs[0], output)
+                                     : detail::EntryBuilder(op, inputs, std::span<Tensor>(&output, 1));
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
   }
   return output;
@@ -395,7 +401,7 @@ Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&
                 "in_place must be callable as void(std::span<double> g)");
   if (!needs_recording({input})) return output;
   {
-    detail::EntryBuilder entry(op, {input}, std::span<Tensor>(&output, 1));
+    detail::EntryBuilder entry(op, input, output);
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
     detail::place_in_place_rule(std::forward<R>(in_place), entry.raw_backward(),
                                 entry.raw_in_place());
