@@ -50,8 +50,6 @@ Shape dropped_shape(const Shape& shape, const std::vector<int64_t>& dims) {
   return out;
 }
 
-Tensor all_dims_reduced(const Tensor& x) { return reshape(x, {}); }
-
 // The sum of n contiguous values in an order fixed by n alone: chunks of kSumChunk values, each
 // summed by 8 independent accumulators (one serial chain of adds ran at the adder's latency,
 // ~0.5 ns per value), the chunk sums added in chunk order. Large inputs split the chunks over
@@ -77,6 +75,18 @@ double contiguous_sum(const double* in, int64_t n) {
   double total = 0.0;
   for (double p : partial) total += p;
   return total;
+}
+
+// sum(x) * scale as one op of shape [] (sum and mean: one entry, where sum_to + reshape +
+// affine made three). The value and both rules give the composed ops' bits.
+Tensor scaled_total(const Tensor& x, double scale, const char* op) {
+  check_defined(x, op, "x");
+  Tensor out = Tensor::empty({}, op);
+  out.mutable_data()[0] = contiguous_sum(x.data().data(), x.numel()) * scale + 0.0;
+  if (!needs_recording({x})) return out;
+  return record(op, {x}, out, [full = x.shape(), scale](const Tensor& g, Needs) {
+    return Grads{expand(scale == 1.0 ? g : affine(g, scale, 0.0), full)};
+  });
 }
 
 }  // namespace
@@ -135,9 +145,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
                 [small = x.shape()](const Tensor& g, Needs) { return Grads{sum_to(g, small)}; });
 }
 
-Tensor sum(const Tensor& x) {
-  return all_dims_reduced(sum_to(x, Shape(x.shape().size(), 1)));
-}
+Tensor sum(const Tensor& x) { return scaled_total(x, 1.0, "sum"); }
 
 Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   const Shape keep = kept_shape(x.shape(), dims, "sum");
@@ -145,7 +153,10 @@ Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   return keepdim ? out : reshape(out, dropped_shape(x.shape(), dims));
 }
 
-Tensor mean(const Tensor& x) { return sum(x) / static_cast<double>(std::max<int64_t>(x.numel(), 1)); }
+Tensor mean(const Tensor& x) {
+  check_defined(x, "mean", "x");
+  return scaled_total(x, 1.0 / static_cast<double>(std::max<int64_t>(x.numel(), 1)), "mean");
+}
 
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   const Shape keep = kept_shape(x.shape(), dims, "mean");

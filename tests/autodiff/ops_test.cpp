@@ -297,3 +297,18 @@ TEST_CASE("an intermediate nobody holds is freed when dropped, not at the tape's
     CHECK(x.grad().item() == doctest::Approx(std::pow(1.0001, 1000)));
   }
 }
+
+TEST_CASE("sum and mean of all elements are one tape entry each, with the composed ops' values") {
+  Tape::current().release();
+  Tensor x = Tensor::from({2, 3}, {0.5, -1.25, 2.0, 3.5, -0.75, 1.0}).requires_grad(true);
+  const Tensor s = sum(x);
+  CHECK(Tape::current().size() == 1);
+  const Tensor m = mean(x);
+  CHECK(Tape::current().size() == 2);
+  CHECK(s.shape() == Shape{});
+  CHECK(s.item() == 5.0);
+  CHECK(m.item() == 5.0 * (1.0 / 6.0));
+  mean(x * x).backward();  // d/dx mean(x^2) = 2x / 6
+  for (size_t i = 0; i < 6; ++i) CHECK(x.grad().data()[i] == doctest::Approx(x.data()[i] / 3.0));
+  CHECK(gradgradcheck([](const std::vector<Tensor>& v) { return mean(v[0] * v[0] * v[0]); }, {x}).ok);
+}
