@@ -428,6 +428,16 @@ EntryBuilder::EntryBuilder(const char* op, const Tensor& input, const Tensor& ou
   set_rules(*node);
 }
 
+EntryBuilder::EntryBuilder(const char* op, const Tensor& a, const Tensor& b, const Tensor& output) {
+  ++t_busy;
+  Tape& tape = Tape::current();
+  Node* node = place_entry(tape, op, 2, 1);
+  route_input(tape, a, *new (node->inputs) InputRoute(), node->needs, 0, node->holds_resources);
+  route_input(tape, b, *new (node->inputs + 1) InputRoute(), node->needs, 1, node->holds_resources);
+  place_output(tape, *node, static_cast<int64_t>(tape.size()) - 1, 0, output);
+  set_rules(*node);
+}
+
 void EntryBuilder::set_rules(TapeNode& node) {
   node_ = &node;
   backward_ = &node.backward;

@@ -259,7 +259,9 @@ class EntryBuilder {
   // By reference: a struct passed by value goes through the stack and is read back with the
   // same stalling wide loads as above.
   EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs);
-  EntryBuilder(const char* op, const Tensor& input, const Tensor& output);  // the common case
+  // The common cases: one input or two, one output.
+  EntryBuilder(const char* op, const Tensor& input, const Tensor& output);
+  EntryBuilder(const char* op, const Tensor& a, const Tensor& b, const Tensor& output);
   ~EntryBuilder();
   EntryBuilder(const EntryBuilder&) = delete;
   EntryBuilder& operator=(const EntryBuilder&) = delete;
@@ -277,6 +279,13 @@ class EntryBuilder {
   Closure* raw_backward_;
   InPlaceFn* raw_in_place_;
 };
+
+// The entry of an op with one output, through the constructor for its number of inputs.
+inline EntryBuilder single_output_entry(const char* op, const Inputs& inputs, Tensor& output) {
+  if (inputs.size() == 1) return EntryBuilder(op, inputs[0], output);
+  if (inputs.size() == 2) return EntryBuilder(op, inputs[0], inputs[1], output);
+  return EntryBuilder(op, inputs, std::span<Tensor>(&output, 1));
+}
 
 template <class F>
 constexpr void check_single_output_rule() {
@@ -368,9 +377,7 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward) {
   detail::check_single_output_rule<std::decay_t<F>>();
   if (!needs_recording(inputs)) return output;
   {
-    detail::EntryBuilder entry = inputs.size() == 1
-                                     ? detail::EntryBuilder(op, inputs[0], output)
-                                     : detail::EntryBuilder(op, inputs, std::span<Tensor>(&output, 1));
+    detail::EntryBuilder entry = detail::single_output_entry(op, inputs, output);
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
   }
   return output;
@@ -382,7 +389,7 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward, R&& ra
   detail::check_single_output_rule<std::decay_t<R>>();
   if (!needs_recording(inputs)) return output;
   {
-    detail::EntryBuilder entry(op, inputs, std::span<Tensor>(&output, 1));
+    detail::EntryBuilder entry = detail::single_output_entry(op, inputs, output);
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
     detail::place_closure(detail::single_output(std::forward<R>(raw_backward)),
                           entry.raw_backward());
