@@ -121,19 +121,18 @@ class detail::TapeArena {
 namespace {
 
 thread_local constinit bool t_tape_alive = false;
-thread_local constinit int32_t t_busy = 0;  // > 0 inside record or a backward sweep
 
 // RAII: the tape must not release itself while an entry is being built or swept.
 class BusyScope {
  public:
-  BusyScope() { ++t_busy; }
-  ~BusyScope() { --t_busy; }
+  BusyScope() { ++t_engine.busy; }
+  ~BusyScope() { --t_engine.busy; }
   BusyScope(const BusyScope&) = delete;
   BusyScope& operator=(const BusyScope&) = delete;
 };
 
 void release_if_unreachable() {
-  if (t_engine.live == 0 && t_busy == 0 && t_tape_alive && Tape::current().size() > 0)
+  if (t_engine.live == 0 && t_engine.busy == 0 && t_tape_alive && Tape::current().size() > 0)
     Tape::current().release();
 }
 
@@ -408,7 +407,7 @@ namespace {
 
 // Routes come before the outputs get their place: an input is never one of the fresh outputs.
 EntryBuilder::EntryBuilder(const char* op, const Inputs& inputs, std::span<Tensor> outputs) {
-  ++t_busy;
+  ++t_engine.busy;
   Tape& tape = Tape::current();
   Node* node = place_entry(tape, op, inputs.size(), outputs.size());
   for (size_t i = 0; i < inputs.size(); ++i)
@@ -420,7 +419,7 @@ EntryBuilder::EntryBuilder(const char* op, const Inputs& inputs, std::span<Tenso
 }
 
 EntryBuilder::EntryBuilder(const char* op, const Tensor& input, const Tensor& output) {
-  ++t_busy;
+  ++t_engine.busy;
   Tape& tape = Tape::current();
   Node* node = place_entry(tape, op, 1, 1);
   route_input(tape, input, *new (node->inputs) InputRoute(), node->needs, 0, node->holds_resources);
@@ -429,7 +428,7 @@ EntryBuilder::EntryBuilder(const char* op, const Tensor& input, const Tensor& ou
 }
 
 EntryBuilder::EntryBuilder(const char* op, const Tensor& a, const Tensor& b, const Tensor& output) {
-  ++t_busy;
+  ++t_engine.busy;
   Tape& tape = Tape::current();
   Node* node = place_entry(tape, op, 2, 1);
   route_input(tape, a, *new (node->inputs) InputRoute(), node->needs, 0, node->holds_resources);
@@ -440,25 +439,15 @@ EntryBuilder::EntryBuilder(const char* op, const Tensor& a, const Tensor& b, con
 
 void EntryBuilder::set_rules(TapeNode& node) {
   node_ = &node;
+  holds_resources_ = node.holds_resources;
   backward_ = &node.backward;
   raw_backward_ = &node.raw_backward;
   raw_in_place_ = &node.raw_in_place;
 }
 
-EntryBuilder::~EntryBuilder() {
-  // Entries that own nothing (an affine's closure holds a double) are not visited by release.
-  const Node& node = *node_;
-  if (node.holds_resources || node.backward.destroy != nullptr || node.raw_backward.destroy != nullptr)
-    TapeAccess::owning(Tape::current()).push_back(node_);
-  --t_busy;
-  release_if_unreachable();
-}
+void EntryBuilder::keep_for_release() { TapeAccess::owning(Tape::current()).push_back(node_); }
 
-void note_external_handle_gained(TensorImpl*) { ++t_engine.live; }
-
-void note_external_handle_lost(TensorImpl*) {
-  if (--t_engine.live == 0) release_if_unreachable();
-}
+void tape_unreachable() { release_if_unreachable(); }
 
 void adopt_into_tape(TensorImpl* p) {
   ++p->tape_refs;

@@ -274,7 +274,9 @@ class EntryBuilder {
 
  private:
   void set_rules(TapeNode& node);
+  void keep_for_release();  // the entry owns something release must destroy
   TapeNode* node_;
+  bool holds_resources_;
   Closure* backward_;
   Closure* raw_backward_;
   InPlaceFn* raw_in_place_;
@@ -285,6 +287,16 @@ inline EntryBuilder single_output_entry(const char* op, const Inputs& inputs, Te
   if (inputs.size() == 1) return EntryBuilder(op, inputs[0], output);
   if (inputs.size() == 2) return EntryBuilder(op, inputs[0], inputs[1], output);
   return EntryBuilder(op, inputs, std::span<Tensor>(&output, 1));
+}
+
+// Entries that own nothing (affine's closure holds a double) are never visited by release.
+// Then the tape may release itself: the entry's outputs may already be dropped.
+inline EntryBuilder::~EntryBuilder() {
+  if (holds_resources_ || backward_->destroy != nullptr || raw_backward_->destroy != nullptr)
+    keep_for_release();
+  --t_engine.busy;
+  if (t_engine.live == 0) [[unlikely]]
+    tape_unreachable();
 }
 
 template <class F>

@@ -49,15 +49,22 @@ struct ThreadEngineState {
   uint64_t tape_generation = 0;  // generation of this thread's current tape
   int64_t live = 0;              // tensors with history of that tape that have external handles
   bool adopting = false;         // record() is moving handles into the tape
+  int32_t busy = 0;              // > 0 while an entry is built or a sweep runs (tape.cpp)
   bool grad_enabled = true;      // NoGrad / EnableGrad
   Tape* tape = nullptr;          // this thread's tape, once created (Tape::current)
 };
 extern thread_local constinit ThreadEngineState t_engine
     __attribute__((tls_model("initial-exec")));
 
+// The live count of tape.cpp: an external handle gained or lost by a tensor with history of
+// this thread's tape. When no such tensor is left, the tape may release itself (out of line).
+void tape_unreachable();
+inline void note_external_handle_gained(TensorImpl*) { ++t_engine.live; }
+inline void note_external_handle_lost(TensorImpl*) {
+  if (--t_engine.live == 0) [[unlikely]]
+    tape_unreachable();
+}
 // Slow paths of handle copy/destroy, out of line (tensor.cpp).
-void note_external_handle_gained(TensorImpl* p);
-void note_external_handle_lost(TensorImpl* p);
 void adopt_into_tape(TensorImpl* p);
 void destroy_impl(TensorImpl* p);
 // Reference-count slow paths (ownership.cpp): a handle dropped by a thread that does not own
