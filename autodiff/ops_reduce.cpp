@@ -84,9 +84,18 @@ Tensor scaled_total(const Tensor& x, double scale, const char* op) {
   Tensor out = Tensor::empty({}, op);
   out.mutable_data()[0] = contiguous_sum(x.data().data(), x.numel()) * scale + 0.0;
   if (!needs_recording({x})) return out;
-  return record(op, {x}, out, [full = x.shape(), scale](const Tensor& g, Needs) {
-    return Grads{expand(scale == 1.0 ? g : affine(g, scale, 0.0), full)};
-  });
+  Shape full = x.shape();
+  return record(
+      op, {x}, out,
+      [full, scale](const Tensor& g, Needs) {
+        return Grads{expand(scale == 1.0 ? g : affine(g, scale, 0.0), full)};
+      },
+      [full, scale](const Tensor& g, Needs) {  // the same bits in one tensor, not two
+        Tensor gx = Tensor::empty(full, "backward of sum");
+        const double value = scale == 1.0 ? g.item() : g.item() * scale + 0.0;
+        std::fill(gx.mutable_data().begin(), gx.mutable_data().end(), value);
+        return Grads{gx};
+      });
 }
 
 }  // namespace

@@ -311,4 +311,14 @@ TEST_CASE("sum and mean of all elements are one tape entry each, with the compos
   mean(x * x).backward();  // d/dx mean(x^2) = 2x / 6
   for (size_t i = 0; i < 6; ++i) CHECK(x.grad().data()[i] == doctest::Approx(x.data()[i] / 3.0));
   CHECK(gradgradcheck([](const std::vector<Tensor>& v) { return mean(v[0] * v[0] * v[0]); }, {x}).ok);
+  // backward() takes the raw rule (one filled tensor), create_graph the composed one.
+  for (Tensor (*reduce)(const Tensor&) : {+[](const Tensor& t) { return mean(t); },
+                                          +[](const Tensor& t) { return sum(t); }}) {
+    x.zero_grad();
+    (reduce(x) * 3.0).backward();
+    const std::vector<Tensor> composed = grad({reduce(x) * 3.0}, {x}, {.create_graph = true});
+    CHECK(composed[0].to_vector() == x.grad().to_vector());
+    Tape::current().release();
+  }
+  CHECK(x.grad().data()[0] == 3.0);  // sum's gradient, last
 }
