@@ -56,7 +56,7 @@ Tensor Tensor::empty_of_size(const Shape& shape, int64_t n, const char* op) {
     p->kind = detail::StorageKind::Buffer;
     p->capacity = n;
   }
-  p->shape.assign(shape.begin(), shape.end());
+  p->shape = shape;
   return t;
 }
 

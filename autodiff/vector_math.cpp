@@ -107,11 +107,14 @@ void map(UnaryFn f, const double* in, double* out, int64_t n, double param) {
   size_t i = 0;
   for (; i + lanes <= count; i += lanes) one_vector<F>(d, f, in + i, out + i, param);
   if (i == count) return;
+  // The tail, through a full vector padded with 1.0 (valid for every function). Copied with
+  // Highway's masked moves: std::copy of a few values was two memcpy calls, 10 % of a tanh
+  // of one element.
   HWY_ALIGN double buffer[kMaxLanes];
-  std::fill(buffer, buffer + lanes, 1.0);  // valid for every function
-  std::copy(in + i, in + count, buffer);
+  hn::Store(hn::Set(d, 1.0), d, buffer);
+  hn::SafeCopyN(count - i, d, in + i, buffer);
   one_vector<F>(d, f, buffer, buffer, param);
-  std::copy(buffer, buffer + (count - i), out + i);
+  hn::SafeCopyN(count - i, d, buffer, out + i);
 }
 
 void unary_kernel(UnaryFn f, const double* in, double* out, int64_t n, double param) {
