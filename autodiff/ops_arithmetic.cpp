@@ -26,7 +26,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
   if (!needs_recording({a, b})) return out;  // skip building the closure
   if (a.shape() == b.shape())  // no broadcast: the gradient passes through, nothing to capture
-    return record("add", {a, b}, out, [](const Tensor& g, Needs n) {
+    return record_pass_through("add", a, b, out, [](const Tensor& g, Needs n) {
       return Grads{n[0] ? g : Tensor(), n[1] ? g : Tensor()};
     });
   return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {

@@ -223,6 +223,18 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
     for (const Tensor& g : grad_outputs) any = any || g.defined();
     if (!any) continue;
     const char* op = node.op;
+    if (!t_engine.grad_enabled && node.raw_in_place == &detail::pass_through) {
+      // The same gradient for every input: copies of the handle, the last one moved.
+      Tensor g = std::move(grad_outputs[0]);
+      size_t last = node.num_inputs;
+      for (size_t i = 0; i < node.num_inputs; ++i)
+        if (node.inputs[i].kind != InputRoute::None) last = i;
+      for (size_t i = 0; i < node.num_inputs; ++i) {
+        if (node.inputs[i].kind == InputRoute::None) continue;
+        route_gradient(tape, op, i, node.inputs[i], i == last ? std::move(g) : Tensor(g), captured);
+      }
+      continue;
+    }
     if (!t_engine.grad_enabled && node.raw_in_place != nullptr) {
       // One input, one output: the gradient is rewritten in place and passed on.
       Tensor g = std::move(grad_outputs[0]);
@@ -448,6 +460,8 @@ void EntryBuilder::set_rules(TapeNode& node) {
 void EntryBuilder::keep_for_release() { TapeAccess::owning(Tape::current()).push_back(node_); }
 
 void tape_unreachable() { release_if_unreachable(); }
+
+void pass_through(void*, std::span<double>) {}  // a marker: the sweep never calls it
 
 void adopt_into_tape(TensorImpl* p) {
   ++p->tape_refs;

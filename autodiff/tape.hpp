@@ -171,6 +171,9 @@ struct Closure {
 
 // A raw in-place rule (record_elementwise): rewrites the gradient g in place.
 using InPlaceFn = void (*)(void* self, std::span<double> g);
+// The raw rule of an op whose gradient reaches every input unchanged (record_pass_through):
+// the engine hands the same gradient on, and calls nothing.
+void pass_through(void* self, std::span<double> g);
 
 // Bump allocation in this thread's tape arena (valid until the tape is released). The cursor
 // is thread-local so that the common case inlines; a new chunk is the slow path (tape.cpp).
@@ -424,6 +427,22 @@ Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
     detail::place_in_place_rule(std::forward<R>(in_place), entry.raw_backward(),
                                 entry.raw_in_place());
+  }
+  return output;
+}
+
+// Records an op of two inputs of the output's shape whose gradient is the output's for both
+// (a + b): a plain backward passes the incoming gradient on as it is, with no rule called and
+// no gradient list built. `backward` is the composed rule, used under create_graph.
+template <class F>
+Tensor record_pass_through(const char* op, const Tensor& a, const Tensor& b, Tensor output,
+                           F&& backward) {
+  detail::check_single_output_rule<std::decay_t<F>>();
+  if (!needs_recording({a, b})) return output;
+  {
+    detail::EntryBuilder entry(op, a, b, output);
+    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
+    entry.raw_in_place() = &detail::pass_through;
   }
   return output;
 }

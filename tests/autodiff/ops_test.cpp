@@ -322,3 +322,26 @@ TEST_CASE("sum and mean of all elements are one tape entry each, with the compos
   }
   CHECK(x.grad().data()[0] == 3.0);  // sum's gradient, last
 }
+
+TEST_CASE("add passes its gradient on unchanged: to both inputs, twice to one, to one of two") {
+  Rng rng(13);
+  const Tensor values = Tensor::uniform({4}, -1.5, 1.5, rng);
+  Tensor x = values.detach().requires_grad(true);
+  sum(x + x).backward();  // the same handle reaches one leaf twice
+  for (size_t i = 0; i < 4; ++i) CHECK(x.grad().data()[i] == 2.0);
+  x.zero_grad();
+  const Tensor constant = Tensor::from({4}, {1.0, 2.0, 3.0, 4.0});
+  sum(cholla::tanh(x + constant) + x * 3.0).backward();  // one input takes no part
+  for (size_t i = 0; i < 4; ++i) {
+    const double t = std::tanh(values.data()[i] + constant.data()[i]);
+    CHECK(x.grad().data()[i] == doctest::Approx(1.0 - t * t + 3.0).epsilon(1e-14));
+  }
+  CHECK(constant.to_vector() == std::vector<double>{1.0, 2.0, 3.0, 4.0});
+  // The raw pass-through and the composed rule agree bit for bit.
+  x.zero_grad();
+  auto f = [&] { return sum(cholla::sigmoid(x + cholla::tanh(x)) * constant); };
+  f().backward();
+  const std::vector<Tensor> composed = grad({f()}, {x}, {.create_graph = true});
+  CHECK(composed[0].to_vector() == x.grad().to_vector());
+  Tape::current().release();
+}
