@@ -50,9 +50,9 @@ enum class UpperCheck : int { None, Zero, Finite };
 // upper triangle as asked and, for the rest, relies on the log-density itself: a NaN or
 // infinite entry of loc or of the factor's lower triangle, or a diagonal entry that is not
 // positive and finite, makes that sample's log_prob NaN or infinite (tested entry by entry in
-// mvn_simd_test.cpp). On any such sign `scans` runs the factory's reference checks, which
-// throw its error naming the batch element (or return, when the inputs were valid but the
-// log-density overflowed); only then is x checked.
+// tests/distributions/deferred_checks_test.cpp). On any such sign `scans` runs the factory's
+// reference checks, which throw its error naming the batch element (or return, when the
+// inputs were valid but the log-density overflowed); only then is x checked.
 struct DeferredChecks {
   UpperCheck upper = UpperCheck::None;
   std::function<void()> scans;
