@@ -50,9 +50,15 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_defined(a, "mul", "a"), check_defined(b, "mul", "b");
   Tensor out = detail::map_binary(a, b, "mul", [](double x, double y) { return x * y; });
-  return record("mul", {a, b}, out, [a, b](const Tensor& g, Needs n) {
+  if (!needs_recording({a, b})) return out;
+  auto composed = [a, b](const Tensor& g, Needs n) {
     return Grads{n[0] ? sum_to(g * b, a.shape()) : Tensor(),
                  n[1] ? sum_to(g * a, b.shape()) : Tensor()};
+  };
+  if (a.shape() != b.shape()) return record("mul", {a, b}, out, composed);
+  return record_elementwise("mul", a, b, out, composed, [a, b](size_t input, std::span<double> g) {
+    const double* other = (input == 0 ? b : a).data().data();
+    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] * other[i];  // g * b, g * a: same bits
   });
 }
 

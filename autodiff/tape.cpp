@@ -223,28 +223,27 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
     for (const Tensor& g : grad_outputs) any = any || g.defined();
     if (!any) continue;
     const char* op = node.op;
-    if (!t_engine.grad_enabled && node.raw_in_place == &detail::pass_through) {
-      // The same gradient for every input: copies of the handle, the last one moved.
+    if (!t_engine.grad_enabled && node.raw_in_place != nullptr) {
+      // Elementwise: each input that takes part gets the incoming gradient (copies of the
+      // handle for a pass-through, rewritten copies otherwise), the last one its own buffer.
       Tensor g = std::move(grad_outputs[0]);
       size_t last = node.num_inputs;
       for (size_t i = 0; i < node.num_inputs; ++i)
         if (node.inputs[i].kind != InputRoute::None) last = i;
+      const bool pass = node.raw_in_place == &detail::pass_through;
       for (size_t i = 0; i < node.num_inputs; ++i) {
         if (node.inputs[i].kind == InputRoute::None) continue;
-        route_gradient(tape, op, i, node.inputs[i], i == last ? std::move(g) : Tensor(g), captured);
+        Tensor gi = i != last ? (pass ? g : g.clone()) : std::move(g);
+        if (!pass) {
+          TensorImpl* p = detail::impl_of(gi);
+          if (!p->owns_values_alone() || p->generation != 0) {
+            gi = gi.clone();  // someone else sees these values (a seed, a .grad(), a slot)
+            p = detail::impl_of(gi);
+          }
+          node.raw_in_place(node.raw_backward.self, i, {p->data, static_cast<size_t>(p->size)});
+        }
+        route_gradient(tape, op, i, node.inputs[i], std::move(gi), captured);
       }
-      continue;
-    }
-    if (!t_engine.grad_enabled && node.raw_in_place != nullptr) {
-      // One input, one output: the gradient is rewritten in place and passed on.
-      Tensor g = std::move(grad_outputs[0]);
-      TensorImpl* p = detail::impl_of(g);
-      if (!p->owns_values_alone() || p->generation != 0) {
-        g = g.clone();  // someone else can see these values (a seed, a .grad(), a shared slot)
-        p = detail::impl_of(g);
-      }
-      node.raw_in_place(node.raw_backward.self, {p->data, static_cast<size_t>(p->size)});
-      route_gradient(tape, op, 0, node.inputs[0], std::move(g), captured);
       continue;
     }
     const detail::Closure& rule =
@@ -461,7 +460,7 @@ void EntryBuilder::keep_for_release() { TapeAccess::owning(Tape::current()).push
 
 void tape_unreachable() { release_if_unreachable(); }
 
-void pass_through(void*, std::span<double>) {}  // a marker: the sweep never calls it
+void pass_through(void*, size_t, std::span<double>) {}  // a marker: the sweep never calls it
 
 void adopt_into_tape(TensorImpl* p) {
   ++p->tape_refs;

@@ -169,11 +169,12 @@ struct Closure {
   void* self = nullptr;
 };
 
-// A raw in-place rule (record_elementwise): rewrites the gradient g in place.
-using InPlaceFn = void (*)(void* self, std::span<double> g);
+// A raw in-place rule (record_elementwise): rewrites the gradient g, in place, into the
+// gradient for input `input`.
+using InPlaceFn = void (*)(void* self, size_t input, std::span<double> g);
 // The raw rule of an op whose gradient reaches every input unchanged (record_pass_through):
 // the engine hands the same gradient on, and calls nothing.
-void pass_through(void* self, std::span<double> g);
+void pass_through(void* self, size_t input, std::span<double> g);
 
 // Bump allocation in this thread's tape arena (valid until the tape is released). The cursor
 // is thread-local so that the common case inlines; a new chunk is the slow path (tape.cpp).
@@ -228,8 +229,8 @@ void place_closure(F&& f, Closure& out) {
     out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
 
-// The same for an in-place rule F (callable as void(std::span<double> g)); `apply` receives
-// the function that calls it.
+// The same for an in-place rule F (callable as void(size_t input, std::span<double> g)); `apply`
+// receives the function that calls it.
 template <class F>
 void place_in_place_rule(F&& f, Closure& out, InPlaceFn& apply) {
   using Fn = std::decay_t<F>;
@@ -241,7 +242,7 @@ void place_in_place_rule(F&& f, Closure& out, InPlaceFn& apply) {
     new (memory) Fn(std::forward<F>(f));
   }
   out.self = memory;
-  apply = [](void* self, std::span<double> g) { (*static_cast<Fn*>(self))(g); };
+  apply = [](void* self, size_t input, std::span<double> g) { (*static_cast<Fn*>(self))(input, g); };
   if constexpr (!std::is_trivially_destructible_v<Fn>)
     out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
@@ -424,6 +425,26 @@ Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&
   if (!needs_recording({input})) return output;
   {
     detail::EntryBuilder entry(op, input, output);
+    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
+    detail::place_in_place_rule(
+        [rule = std::forward<R>(in_place)](size_t, std::span<double> g) mutable { rule(g); },
+        entry.raw_backward(), entry.raw_in_place());
+  }
+  return output;
+}
+
+// The same for an op of two inputs, both of the output's shape: `in_place(size_t input,
+// std::span<double> g)` turns dL/dout into dL/d(input) in place. The engine gives each input
+// that needs a gradient its own buffer (a copy for all but the last).
+template <class F, class R>
+Tensor record_elementwise(const char* op, const Tensor& a, const Tensor& b, Tensor output,
+                          F&& backward, R&& in_place) {
+  detail::check_single_output_rule<std::decay_t<F>>();
+  static_assert(std::is_invocable_v<std::decay_t<R>&, size_t, std::span<double>>,
+                "in_place must be callable as void(size_t input, std::span<double> g)");
+  if (!needs_recording({a, b})) return output;
+  {
+    detail::EntryBuilder entry(op, a, b, output);
     detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
     detail::place_in_place_rule(std::forward<R>(in_place), entry.raw_backward(),
                                 entry.raw_in_place());

@@ -345,3 +345,26 @@ TEST_CASE("add passes its gradient on unchanged: to both inputs, twice to one, t
   CHECK(composed[0].to_vector() == x.grad().to_vector());
   Tape::current().release();
 }
+
+TEST_CASE("mul of one shape: the in-place rule gives the composed rule's bits") {
+  Rng rng(14);
+  const Tensor av = Tensor::uniform({3, 4}, -2.0, 2.0, rng), bv = Tensor::uniform({3, 4}, -2.0, 2.0, rng);
+  Tensor a = av.detach().requires_grad(true), b = bv.detach().requires_grad(true);
+  auto f = [&] { return sum(cholla::tanh(a * b) * a + a * a); };  // x * x reaches x twice
+  f().backward();
+  const std::vector<Tensor> composed = grad({f()}, {a, b}, {.create_graph = true});
+  CHECK(composed[0].to_vector() == a.grad().to_vector());
+  CHECK(composed[1].to_vector() == b.grad().to_vector());
+  for (size_t i = 0; i < 12; ++i) {
+    const double x = av.data()[i], y = bv.data()[i], t = std::tanh(x * y);
+    CHECK(a.grad().data()[i] == doctest::Approx((1 - t * t) * y * x + t + 2 * x).epsilon(1e-13));
+    CHECK(b.grad().data()[i] == doctest::Approx((1 - t * t) * x * x).epsilon(1e-13));
+  }
+  Tape::current().release();
+  // Only one input takes part; a constant factor keeps its values.
+  Tensor c = av.detach().requires_grad(true);
+  sum(c * bv).backward();
+  CHECK(c.grad().to_vector() == bv.to_vector());
+  CHECK(gradgradcheck([&](const std::vector<Tensor>& v) { return sum(v[0] * v[1] * v[0]); },
+                      {a.detach().requires_grad(true), b.detach().requires_grad(true)}).ok);
+}
