@@ -212,6 +212,30 @@ void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& rout
   }
 }
 
+// The raw step of an elementwise entry (record_elementwise, record_pass_through): each input
+// that takes part gets the incoming gradient (copies of the handle for a pass-through,
+// rewritten copies otherwise), the last one the gradient's own buffer.
+void hand_on_in_place(Tape& tape, Node& node, std::vector<Tensor>* captured) {
+  Tensor g = std::move(node.grad_outputs[0]);
+  size_t last = node.num_inputs;
+  for (size_t i = 0; i < node.num_inputs; ++i)
+    if (node.inputs[i].kind != InputRoute::None) last = i;
+  const bool pass = node.raw_in_place == &detail::pass_through;
+  for (size_t i = 0; i < node.num_inputs; ++i) {
+    if (node.inputs[i].kind == InputRoute::None) continue;
+    Tensor gi = i != last ? (pass ? g : g.clone()) : std::move(g);
+    if (!pass) {
+      TensorImpl* p = detail::impl_of(gi);
+      if (!p->owns_values_alone() || p->generation != 0) {
+        gi = gi.clone();  // someone else sees these values (a seed, a .grad(), a slot)
+        p = detail::impl_of(gi);
+      }
+      node.raw_in_place(node.raw_backward.self, i, {p->data, static_cast<size_t>(p->size)});
+    }
+    route_gradient(tape, node.op, i, node.inputs[i], std::move(gi), captured);
+  }
+}
+
 // Reverse sweep over the entries top, top-1, ..., bottom. Leaves receive gradients either in
 // .grad() or, when they carry a capture slot, in `captured`.
 void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* captured) {
@@ -224,26 +248,7 @@ void sweep(Tape& tape, int64_t top, int64_t bottom, std::vector<Tensor>* capture
     if (!any) continue;
     const char* op = node.op;
     if (!t_engine.grad_enabled && node.raw_in_place != nullptr) {
-      // Elementwise: each input that takes part gets the incoming gradient (copies of the
-      // handle for a pass-through, rewritten copies otherwise), the last one its own buffer.
-      Tensor g = std::move(grad_outputs[0]);
-      size_t last = node.num_inputs;
-      for (size_t i = 0; i < node.num_inputs; ++i)
-        if (node.inputs[i].kind != InputRoute::None) last = i;
-      const bool pass = node.raw_in_place == &detail::pass_through;
-      for (size_t i = 0; i < node.num_inputs; ++i) {
-        if (node.inputs[i].kind == InputRoute::None) continue;
-        Tensor gi = i != last ? (pass ? g : g.clone()) : std::move(g);
-        if (!pass) {
-          TensorImpl* p = detail::impl_of(gi);
-          if (!p->owns_values_alone() || p->generation != 0) {
-            gi = gi.clone();  // someone else sees these values (a seed, a .grad(), a slot)
-            p = detail::impl_of(gi);
-          }
-          node.raw_in_place(node.raw_backward.self, i, {p->data, static_cast<size_t>(p->size)});
-        }
-        route_gradient(tape, op, i, node.inputs[i], std::move(gi), captured);
-      }
+      hand_on_in_place(tape, node, captured);
       continue;
     }
     const detail::Closure& rule =
