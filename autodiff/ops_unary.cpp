@@ -23,38 +23,59 @@ Tensor map_vector(const Tensor& x, const char* op, detail::UnaryFn f, double par
   return out;
 }
 
+// An in-place first-order rule whose derivative is a function of one tensor's values (the
+// op's input or output): g[i] = rule(g[i], t[i]). `rule` evaluates the composed rule's
+// arithmetic in its order (affine's `+ 0.0` included), so both give the same bits.
+template <class F>
+auto with_values(const Tensor& t, F rule) {
+  return [t, rule](std::span<double> g) {
+    const double* pt = t.data().data();
+    for (size_t i = 0; i < g.size(); ++i) g[i] = rule(g[i], pt[i]);
+  };
+}
+
 }  // namespace
 
 Tensor exp(const Tensor& x) {
   Tensor out = map_vector(x, "exp", detail::UnaryFn::kExp);
-  return record("exp", {x}, out, [out](const Tensor& g, Needs) { return Grads{g * out}; });
+  return record_elementwise(
+      "exp", x, out, [out](const Tensor& g, Needs) { return Grads{g * out}; },
+      with_values(out, [](double g, double y) { return g * y; }));
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = map_vector(x, "log", detail::UnaryFn::kLog);
-  return record("log", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / x}; });
+  return record_elementwise(
+      "log", x, out, [x](const Tensor& g, Needs) { return Grads{g / x}; },
+      with_values(x, [](double g, double v) { return g / v; }));
 }
 
 Tensor log1p(const Tensor& x) {
   Tensor out = map_vector(x, "log1p", detail::UnaryFn::kLog1p);
-  return record("log1p", {x}, out, [x](const Tensor& g, Needs) { return Grads{g / (x + 1.0)}; });
+  return record_elementwise(
+      "log1p", x, out, [x](const Tensor& g, Needs) { return Grads{g / (x + 1.0)}; },
+      with_values(x, [](double g, double v) { return g / (v * 1.0 + 1.0); }));
 }
 
 Tensor sqrt(const Tensor& x) {
   Tensor out = map_vector(x, "sqrt", detail::UnaryFn::kSqrt);
-  return record("sqrt", {x}, out,
-                [out](const Tensor& g, Needs) { return Grads{g * 0.5 / out}; });
+  return record_elementwise(
+      "sqrt", x, out, [out](const Tensor& g, Needs) { return Grads{g * 0.5 / out}; },
+      with_values(out, [](double g, double y) { return (g * 0.5 + 0.0) / y; }));
 }
 
 Tensor square(const Tensor& x) {
   Tensor out = detail::map_unary(x, "square", [](double v) { return v * v; });
-  return record("square", {x}, out, [x](const Tensor& g, Needs) { return Grads{g * (2.0 * x)}; });
+  return record_elementwise(
+      "square", x, out, [x](const Tensor& g, Needs) { return Grads{g * (2.0 * x)}; },
+      with_values(x, [](double g, double v) { return g * (v * 2.0 + 0.0); }));
 }
 
 Tensor reciprocal(const Tensor& x) {
   Tensor out = detail::map_unary(x, "reciprocal", [](double v) { return 1.0 / v; });
-  return record("reciprocal", {x}, out,
-                [out](const Tensor& g, Needs) { return Grads{-(g * square(out))}; });
+  return record_elementwise(
+      "reciprocal", x, out, [out](const Tensor& g, Needs) { return Grads{-(g * square(out))}; },
+      with_values(out, [](double g, double y) { return (g * (y * y)) * -1.0 + 0.0; }));
 }
 
 Tensor pow(const Tensor& x, double p) {
@@ -79,23 +100,14 @@ Tensor pow(const Tensor& x, const Tensor& p) {
 
 Tensor abs(const Tensor& x) {
   Tensor out = detail::map_unary(x, "abs", [](double v) { return std::abs(v); });
-  return record("abs", {x}, out, [x](const Tensor& g, Needs) {
-    // sign(x) is piecewise constant: a constant tensor, so second derivatives are zero.
-    Tensor sign = detail::map_unary(x, "abs", [](double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); });
-    return Grads{g * sign};
-  });
-}
-
-// The raw first-order rule of an activation whose derivative is a function of its output:
-// rewrites the gradient in place, where the composed rule (kept for create_graph) makes three
-// tensors. `rule(g, y)` evaluates the composed rule's arithmetic in its order, so both give
-// the same bits.
-template <class F>
-auto in_place_backward(const Tensor& out, F rule) {
-  return [out, rule](std::span<double> g) {
-    const double* py = out.data().data();
-    for (size_t i = 0; i < g.size(); ++i) g[i] = rule(g[i], py[i]);
-  };
+  return record_elementwise(
+      "abs", x, out,
+      [x](const Tensor& g, Needs) {
+        // sign(x) is piecewise constant: a constant tensor, so second derivatives are zero.
+        Tensor sign = detail::map_unary(x, "abs", [](double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0); });
+        return Grads{g * sign};
+      },
+      with_values(x, [](double g, double v) { return g * (v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0)); }));
 }
 
 Tensor tanh(const Tensor& x) {
@@ -103,7 +115,7 @@ Tensor tanh(const Tensor& x) {
   if (!needs_recording({x})) return out;
   return record_elementwise(
       "tanh", x, out, [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; },
-      in_place_backward(out, [](double g, double y) { return g * (y * y * -1.0 + 1.0); }));
+      with_values(out, [](double g, double y) { return g * (y * y * -1.0 + 1.0); }));
 }
 
 Tensor sigmoid(const Tensor& x) {
@@ -111,15 +123,18 @@ Tensor sigmoid(const Tensor& x) {
   if (!needs_recording({x})) return out;
   return record_elementwise(
       "sigmoid", x, out, [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; },
-      in_place_backward(out, [](double g, double y) { return g * y * (y * -1.0 + 1.0); }));
+      with_values(out, [](double g, double y) { return g * y * (y * -1.0 + 1.0); }));
 }
 
 Tensor relu(const Tensor& x) {
   Tensor out = detail::map_unary(x, "relu", [](double v) { return v > 0 ? v : 0.0; });
-  return record("relu", {x}, out, [x](const Tensor& g, Needs) {
-    Tensor mask = detail::map_unary(x, "relu", [](double v) { return v > 0 ? 1.0 : 0.0; });
-    return Grads{g * mask};
-  });
+  return record_elementwise(
+      "relu", x, out,
+      [x](const Tensor& g, Needs) {
+        Tensor mask = detail::map_unary(x, "relu", [](double v) { return v > 0 ? 1.0 : 0.0; });
+        return Grads{g * mask};
+      },
+      with_values(x, [](double g, double v) { return g * (v > 0 ? 1.0 : 0.0); }));
 }
 
 Tensor elu(const Tensor& x, double alpha) {

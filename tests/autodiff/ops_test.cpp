@@ -220,7 +220,7 @@ TEST_CASE("ops: shape errors name the op and both shapes") {
   CHECK_THROWS_AS((void)Tensor().shape(), GraphError);
 }
 
-TEST_CASE("affine, tanh and sigmoid: the in-place first-order backward gives the composed rule's bits") {
+TEST_CASE("elementwise ops: the in-place first-order backward gives the composed rule's bits") {
   // backward() uses the raw in-place rule; grad() with create_graph the op-composed one.
   struct Case {
     Tensor (*op)(const Tensor&);
@@ -233,6 +233,18 @@ TEST_CASE("affine, tanh and sigmoid: the in-place first-order backward gives the
       {[](const Tensor& t) { return cholla::sigmoid(t); },
        [](double v) { const double s = 1.0 / (1.0 + std::exp(-v)); return s * (1.0 - s); }},
       {[](const Tensor& t) { return affine(t, -1.7, 0.3); }, [](double) { return -1.7; }, false},
+      {[](const Tensor& t) { return cholla::exp(t); }, [](double v) { return std::exp(v); }},
+      // Compositions keep log, log1p, sqrt and reciprocal inside their domains.
+      {[](const Tensor& t) { return cholla::log(t * t + 0.5); },
+       [](double v) { return 2 * v / (v * v + 0.5); }},
+      {[](const Tensor& t) { return cholla::log1p(t * t); }, [](double v) { return 2 * v / (1 + v * v); }},
+      {[](const Tensor& t) { return cholla::sqrt(t * t + 0.5); },
+       [](double v) { return v / std::sqrt(v * v + 0.5); }},
+      {[](const Tensor& t) { return square(t); }, [](double v) { return 2 * v; }},
+      {[](const Tensor& t) { return reciprocal(t * t + 0.5); },
+       [](double v) { return -2 * v / ((v * v + 0.5) * (v * v + 0.5)); }},
+      {[](const Tensor& t) { return relu(t); }, [](double v) { return v > 0 ? 1.0 : 0.0; }, false},
+      {[](const Tensor& t) { return abs(t); }, [](double v) { return v > 0 ? 1.0 : -1.0; }, false},
   };
   Rng rng(11);
   const Tensor values = Tensor::uniform({4, 5}, -4.0, 4.0, rng);
