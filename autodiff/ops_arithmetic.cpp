@@ -56,10 +56,12 @@ Tensor mul(const Tensor& a, const Tensor& b) {
                  n[1] ? sum_to(g * a, b.shape()) : Tensor()};
   };
   if (a.shape() != b.shape()) return record("mul", {a, b}, out, composed);
-  return record_elementwise("mul", a, b, out, composed, [a, b](size_t input, std::span<double> g) {
-    const double* other = (input == 0 ? b : a).data().data();
-    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] * other[i];  // g * b, g * a: same bits
-  });
+  // Pointers to the values, not handles: `composed` holds a and b as long as the entry.
+  return record_elementwise("mul", a, b, out, composed,
+                            [pa = a.data().data(), pb = b.data().data()](size_t input, std::span<double> g) {
+                              const double* other = input == 0 ? pb : pa;
+                              for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] * other[i];  // g * b, g * a
+                            });
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {

@@ -26,10 +26,11 @@ Tensor map_vector(const Tensor& x, const char* op, detail::UnaryFn f, double par
 // An in-place first-order rule whose derivative is a function of one tensor's values (the
 // op's input or output): g[i] = rule(g[i], t[i]). `rule` evaluates the composed rule's
 // arithmetic in its order (affine's `+ 0.0` included), so both give the same bits.
+// It keeps a pointer to t's values, not a handle: the op's composed rule, placed in the same
+// entry, captures t and keeps it alive as long as the entry (one handle per entry, not two).
 template <class F>
 auto with_values(const Tensor& t, F rule) {
-  return [t, rule](std::span<double> g) {
-    const double* pt = t.data().data();
+  return [pt = t.data().data(), rule](std::span<double> g) {
     for (size_t i = 0; i < g.size(); ++i) g[i] = rule(g[i], pt[i]);
   };
 }
