@@ -215,8 +215,26 @@ void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& rout
 // The raw step of an elementwise entry (record_elementwise, record_pass_through): each input
 // that takes part gets the incoming gradient (copies of the handle for a pass-through,
 // rewritten copies otherwise), the last one the gradient's own buffer.
+// The gradient in `g` as a buffer nobody else sees: g itself if it is, else a copy.
+Tensor& owned_alone(Tensor& g) {
+  const TensorImpl* p = detail::impl_of(g);
+  if (!p->owns_values_alone() || p->generation != 0)
+    g = g.clone();  // someone else sees these values (a seed, a .grad(), a slot)
+  return g;
+}
+
+void rewrite_in_place(const Node& node, size_t input, Tensor& g) {
+  TensorImpl* p = detail::impl_of(g);
+  node.raw_in_place(node.raw_backward.self, input, {p->data, static_cast<size_t>(p->size)});
+}
+
 void hand_on_in_place(Tape& tape, Node& node, std::vector<Tensor>* captured) {
   Tensor g = std::move(node.grad_outputs[0]);
+  if (node.num_inputs == 1) {  // the common case, without the loops below
+    rewrite_in_place(node, 0, owned_alone(g));
+    route_gradient(tape, node.op, 0, node.inputs[0], std::move(g), captured);
+    return;
+  }
   size_t last = node.num_inputs;
   for (size_t i = 0; i < node.num_inputs; ++i)
     if (node.inputs[i].kind != InputRoute::None) last = i;
@@ -224,14 +242,7 @@ void hand_on_in_place(Tape& tape, Node& node, std::vector<Tensor>* captured) {
   for (size_t i = 0; i < node.num_inputs; ++i) {
     if (node.inputs[i].kind == InputRoute::None) continue;
     Tensor gi = i != last ? (pass ? g : g.clone()) : std::move(g);
-    if (!pass) {
-      TensorImpl* p = detail::impl_of(gi);
-      if (!p->owns_values_alone() || p->generation != 0) {
-        gi = gi.clone();  // someone else sees these values (a seed, a .grad(), a slot)
-        p = detail::impl_of(gi);
-      }
-      node.raw_in_place(node.raw_backward.self, i, {p->data, static_cast<size_t>(p->size)});
-    }
+    if (!pass) rewrite_in_place(node, i, owned_alone(gi));
     route_gradient(tape, node.op, i, node.inputs[i], std::move(gi), captured);
   }
 }
