@@ -93,7 +93,7 @@ Tensor scaled_total(const Tensor& x, double scale, const char* op) {
       [full, scale](const Tensor& g, Needs) {  // the same bits in one tensor, not two
         Tensor gx = Tensor::empty(full, "backward of sum");
         const double value = scale == 1.0 ? g.item() : g.item() * scale + 0.0;
-        std::fill(gx.mutable_data().begin(), gx.mutable_data().end(), value);
+        detail::parallel_fill(gx.mutable_data().data(), gx.numel(), [value](int64_t) { return value; });
         return Grads{gx};
       });
 }
@@ -141,7 +141,8 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   const double* in = x.data().data();
   const int64_t n = out.numel(), block = x.numel();
   if (block == 1) {
-    std::fill_n(o, n, in[0]);  // the backward of sum/mean: the common case, a plain fill
+    const double value = in[0];  // the backward of sum/mean: the common case, a fill (over the pool)
+    detail::parallel_fill(o, n, [value](int64_t) { return value; });
   } else if (repeats_along_leading_dims(x.shape(), shape)) {
     for (int64_t at = 0; at < n; at += block) std::copy_n(in, block, o + at);
   } else {

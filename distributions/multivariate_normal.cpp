@@ -36,6 +36,10 @@ struct detail::MvnParts {
 // which is harmless. The report's mask is made on the first report(): a batch-sized fill that
 // a distribution with nothing masked rarely needs.
 struct detail::MvnState {
+  // A constructor, not aggregate initialisation: make_shared's parenthesised aggregate init
+  // is C++20 that clang 14 (the fuzz build) lacks.
+  MvnState(const char* who_, const char* arg_, bool validate_, bool loc_only_)
+      : who(who_), arg(arg_), validate(validate_), loc_only(loc_only_) {}
   const char* who;
   const char* arg;
   bool validate, loc_only;
