@@ -159,7 +159,7 @@ class Inputs {
 
 namespace detail {
 
-struct TapeNode;   // one entry (tape.cpp)
+struct TapeNode;   // one entry (detail/tape_node.hpp)
 class TapeArena;   // the entries' memory (tape.cpp)
 
 // A backward rule placed in the tape's arena, called through two plain function pointers.
