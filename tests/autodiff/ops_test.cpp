@@ -29,7 +29,9 @@ TEST_CASE("arithmetic: values with broadcasting") {
 TEST_CASE("arithmetic: gradcheck with broadcasting and size-1 dims") {
   const std::vector<std::pair<Shape, Shape>> shapes = {
       {{3}, {3}}, {{2, 3}, {3}}, {{2, 1}, {1, 4}}, {{4, 1, 3}, {2, 3}}, {{}, {2, 2}}, {{1}, {1}}};
-  for (auto [sa, sb] : shapes) {
+  for (const auto& pair : shapes) {
+    const Shape& sa = pair.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+    const Shape& sb = pair.second;
     CAPTURE(format_shape(sa));
     CAPTURE(format_shape(sb));
     Tensor a = uniform(sa, 0.5, 2.0, 1), b = uniform(sb, 0.5, 2.0, 2);

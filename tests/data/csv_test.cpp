@@ -216,7 +216,9 @@ TEST_CASE("csv: parsing memory stays within a small multiple of the file size") 
   // is refused, without ever listing the fields.
   const std::pair<std::string, bool> cases[] = {
       {"a\n" + commas + "\n", true}, {commas + "\n1\n", true}, {commas, false}};
-  for (const auto& [text, header] : cases) {
+  for (const auto& c : cases) {
+    const auto& text = c.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+    const bool header = c.second;
     const std::string path = dir.write("commas.csv", text);
     // Measured first: a read in this process could leave pages the child would reuse.
     const int64_t growth = peak_growth([&] { data::read_csv(path, {.header = header}); });

@@ -90,12 +90,12 @@ Tensor parameter(Form form, int64_t n, int64_t d, uint64_t seed) {
 
 // Every method that reads the parameters, by name.
 std::vector<std::pair<const char*, std::function<void(const MultivariateNormal&)>>> methods() {
-  const int64_t d = 3;
+  static constexpr int64_t d = 3;  // static: the lambdas use it without capturing it
   auto other = MultivariateNormal::from_scale_tril(Tensor::zeros({d}), Tensor::eye(d));
   return {
-      {"log_prob", [d](const MultivariateNormal& m) { (void)m.log_prob(Tensor::zeros({d})); }},
+      {"log_prob", [](const MultivariateNormal& m) { (void)m.log_prob(Tensor::zeros({d})); }},
       {"log_prob with gradients",
-       [d](const MultivariateNormal& m) { (void)m.log_prob(Tensor::zeros({d}).requires_grad(true)); }},
+       [](const MultivariateNormal& m) { (void)m.log_prob(Tensor::zeros({d}).requires_grad(true)); }},
       {"sample", [](const MultivariateNormal& m) { Rng rng(1); (void)m.sample(rng, 2); }},
       {"rsample", [](const MultivariateNormal& m) { Rng rng(1); (void)m.rsample(rng, Shape{2}); }},
       {"entropy", [](const MultivariateNormal& m) { (void)m.entropy(); }},
@@ -108,7 +108,7 @@ std::vector<std::pair<const char*, std::function<void(const MultivariateNormal&)
       {"kl_divergence(p, q)", [other](const MultivariateNormal& m) { (void)dist::kl_divergence(m, other); }},
       {"kl_divergence(q, p)", [other](const MultivariateNormal& m) { (void)dist::kl_divergence(other, m); }},
       {"mixture log_prob",
-       [d](const MultivariateNormal& m) {
+       [](const MultivariateNormal& m) {
          (void)dist::MixtureSameFamily(Tensor::zeros({m.batch_shape().back()}), m).log_prob(Tensor::zeros({d}));
        }},
   };
@@ -138,12 +138,16 @@ TEST_CASE("deferred checks: the factories build, and every method's first use th
         cases.emplace_back(loc, m);
       }
     }
-    for (const auto& [l, m] : cases) {
+    for (const auto& c : cases) {
+      const auto& l = c.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+      const auto& m = c.second;
       const std::string want = eager_outcome(f, l, m);
       REQUIRE(want.find("DomainError") == 0);
       CHECK(want.find(fmt::format("index=[{},", bad)) != std::string::npos);
       MultivariateNormal reused = build(f.form, l, m);  // the factory no longer throws
-      for (const auto& [name, use] : methods()) {
+      for (const auto& method : methods()) {
+        const auto& name = method.first;
+        const auto& use = method.second;
         CAPTURE(name);
         CHECK(outcome([&] { use(build(f.form, l, m)); }) == want);  // a fresh distribution
         CHECK(outcome([&] { use(reused); }) == want);  // a failed check is not remembered as passed

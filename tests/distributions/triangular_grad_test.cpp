@@ -49,8 +49,12 @@ void check_strict_upper_zero(const Tensor& g) {
 
 TEST_CASE("triangular factors: every method's gradient is lower triangular and correct") {
   for (int64_t d : {3, 10}) {  // fused and composed log-density
-    for (auto [kind, build] : {std::pair<std::string, Build>{"scale_tril", by_scale}, {"precision_tril", by_precision}}) {
-      for (const auto& [name, use] : uses(d)) {
+    for (const auto& factor : {std::pair<std::string, Build>{"scale_tril", by_scale}, {"precision_tril", by_precision}}) {
+      const std::string& kind = factor.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+      const Build& build = factor.second;
+      for (const auto& u : uses(d)) {
+        const auto& name = u.first;
+        const auto& use = u.second;
         CAPTURE(d);
         CAPTURE(kind);
         CAPTURE(name);
@@ -105,7 +109,9 @@ TEST_CASE("issue scenario: minimising KL with a plain [d, d] leaf under Adam kee
 
 TEST_CASE("triangular factors: second derivatives (Hessian-vector products) stay lower triangular") {
   for (int64_t d : {3, 10}) {
-    for (auto [kind, build] : {std::pair<std::string, Build>{"scale_tril", by_scale}, {"precision_tril", by_precision}}) {
+    for (const auto& factor : {std::pair<std::string, Build>{"scale_tril", by_scale}, {"precision_tril", by_precision}}) {
+      const std::string& kind = factor.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+      const Build& build = factor.second;
       CAPTURE(d);
       CAPTURE(kind);
       Tensor loc = test::uniform({2, d}, -0.5, 0.5, 41);

@@ -270,8 +270,9 @@ TEST_CASE("syevd: U^T diag(w) U = A, U U^T = I, w ascending, sign rule, lower re
 TEST_CASE("gelqf: L Q = A, Q Q^T = I, L lower triangular") {
   Rng rng;
   for (int64_t s : kSizes)
-    for (auto [m, n] : {std::array<int64_t, 2>{s, s}, {s, s + 3}, {1, s}})
+    for (const auto& mn : {std::array<int64_t, 2>{s, s}, {s, s + 3}, {1, s}})
       for (int64_t batch : kBatches) {
+        const int64_t m = mn[0], n = mn[1];  // named, not bound: clang 14 lambdas cannot capture bindings
         CAPTURE(m); CAPTURE(n); CAPTURE(batch);
         const int64_t stride = m * n + kPad;
         std::vector<Vec> As;

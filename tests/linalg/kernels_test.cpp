@@ -17,12 +17,14 @@ using namespace kernels_test;
 TEST_CASE("gemm: all flags, sizes and broadcasts against a triple loop") {
   Rng rng;
   for (int64_t s : kSizes)
-    for (auto [m, n, kk] : {std::array<int64_t, 3>{s, s, s}, {s, s + 1, 2}, {3, s, s + 2}})
+    for (const auto& mnk : {std::array<int64_t, 3>{s, s, s}, {s, s + 1, 2}, {3, s, s + 2}})
       for (int64_t batch : kBatches)
         for (bool ta : kBools)
           for (bool tb : kBools)
             for (int mode = 0; mode < 4; ++mode)
               for (double beta : {0.0, 0.5}) {
+                // Named, not bound: clang 14 lambdas cannot capture structured bindings.
+                const int64_t m = mnk[0], n = mnk[1], kk = mnk[2];
                 CAPTURE(m); CAPTURE(n); CAPTURE(kk); CAPTURE(batch);
                 CAPTURE(ta); CAPTURE(tb); CAPTURE(mode); CAPTURE(beta);
                 const bool bcast_a = mode & 1, bcast_b = mode & 2;

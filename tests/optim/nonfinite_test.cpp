@@ -61,7 +61,9 @@ void set_grads(const std::vector<Tensor>& ps, std::vector<double> g0, std::vecto
 }  // namespace
 
 TEST_CASE("nonfinite: Throw by default names the parameter and the count, changes nothing") {
-  for (const auto& [kind, make] : optimisers()) {
+  for (const auto& optimiser : optimisers()) {
+    const auto& kind = optimiser.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+    const auto& make = optimiser.second;
     CAPTURE(kind);
     auto ps = two_params();
     auto opt = make(ps);
@@ -134,7 +136,9 @@ TEST_CASE("nonfinite: the count is exact on a large gradient; huge finite values
 }
 
 TEST_CASE("nonfinite: Skip drops the whole step and counts it; later steps are as if it never was") {
-  for (const auto& [kind, make] : optimisers()) {
+  for (const auto& optimiser : optimisers()) {
+    const auto& kind = optimiser.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+    const auto& make = optimiser.second;
     CAPTURE(kind);
     auto ps = two_params(), reference = two_params();
     auto opt = make(ps), ref = make(reference);
@@ -160,7 +164,9 @@ TEST_CASE("nonfinite: Skip drops the whole step and counts it; later steps are a
 }
 
 TEST_CASE("nonfinite: Allow lets NaN through, as before the check existed") {
-  for (const auto& [kind, make] : optimisers()) {
+  for (const auto& optimiser : optimisers()) {
+    const auto& kind = optimiser.first;  // named, not bound: clang 14 lambdas cannot capture bindings
+    const auto& make = optimiser.second;
     CAPTURE(kind);
     auto ps = two_params();
     auto opt = make(ps);

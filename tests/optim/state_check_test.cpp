@@ -187,10 +187,11 @@ TEST_CASE("optimiser state: nn::load refuses a checkpoint with bad hyperparamete
   optim::Adam target_opt(target.parameters(), {.lr = 0.02});
   const auto params_before = flat_values(target.parameters());
   const auto state_before = flat_values(target_opt.state_dict());
-  for (auto [name, value, says] :
-       {std::tuple{"optimizer.adam.group0.lr", kNaN, "lr = nan"},
-        std::tuple{"optimizer.adam.group0.beta1", 1.0, "beta1 = 1"},
-        std::tuple{"optimizer.adam.group0.eps", -1.0, "eps = -1"}}) {
+  for (const auto& c : {std::tuple{"optimizer.adam.group0.lr", kNaN, "lr = nan"},
+                        std::tuple{"optimizer.adam.group0.beta1", 1.0, "beta1 = 1"},
+                        std::tuple{"optimizer.adam.group0.eps", -1.0, "eps = -1"}}) {
+    const auto& [name_, value, says] = c;
+    const char* name = name_;  // named, not bound: clang 14 lambdas cannot capture bindings
     CAPTURE(name);
     const std::string bad = dir.write("bad.ckpt", patch_scalar(good, name, value));
     CHECK_THROWS_WITH_AS(nn::load(target, target_opt, bad), doctest::Contains(says), IoError);
