@@ -51,11 +51,6 @@ struct TapeAccess {
   static detail::TapeArena& arena(Tape& t) { return *t.arena_; }
 };
 
-// A chunked bump allocator. Chunks are kept across releases (a training loop reuses the same
-// memory every step); only chunks beyond kKeptBytes are returned to the system. The bump
-// cursor itself is the thread-local t_arena (one arena per thread), so that allocation inlines
-// (tape.hpp, detail::arena_allocate); this class only moves it from chunk to chunk.
-
 namespace detail {
 
 // RAII: the tape must not release itself while an entry is being built or swept.
