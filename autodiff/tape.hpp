@@ -207,12 +207,12 @@ class AdoptionScope {
   bool previous_;
 };
 
-// Moves a multi-output rule F (callable as Grads(span<const Tensor>, Needs)) into the arena
-// and points `out` (an entry's slot) at it. Written field by field into the entry: a Closure
-// returned by value and copied in would be read back with wide loads that stall on the
+// Moves F into the arena, points `out.self` at it and sets its destructor (none when trivial).
+// Tensors F captures become the tape's own handles. Written field by field into the entry: a
+// Closure returned by value and copied in would be read back with wide loads that stall on the
 // narrow stores that built it (measured: a sixth of a scalar op).
 template <class F>
-void place_closure(F&& f, Closure& out) {
+void place_state(F&& f, Closure& out) {
   using Fn = std::decay_t<F>;
   void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
   if constexpr (std::is_trivially_copyable_v<Fn>) {
@@ -222,11 +222,18 @@ void place_closure(F&& f, Closure& out) {
     new (memory) Fn(std::forward<F>(f));
   }
   out.self = memory;
+  if constexpr (!std::is_trivially_destructible_v<Fn>)
+    out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
+}
+
+// A multi-output rule F (callable as Grads(span<const Tensor>, Needs)) in an entry's slot.
+template <class F>
+void place_closure(F&& f, Closure& out) {
+  using Fn = std::decay_t<F>;
+  place_state(std::forward<F>(f), out);
   out.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
     return (*static_cast<Fn*>(self))(g, n);
   };
-  if constexpr (!std::is_trivially_destructible_v<Fn>)
-    out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
 
 // The same for an in-place rule F (callable as void(size_t input, std::span<double> g)); `apply`
@@ -234,20 +241,10 @@ void place_closure(F&& f, Closure& out) {
 template <class F>
 void place_in_place_rule(F&& f, Closure& out, InPlaceFn& apply) {
   using Fn = std::decay_t<F>;
-  void* memory = arena_allocate(sizeof(Fn), alignof(Fn));
-  if constexpr (std::is_trivially_copyable_v<Fn>) {
-    new (memory) Fn(std::forward<F>(f));
-  } else {
-    AdoptionScope adopting;
-    new (memory) Fn(std::forward<F>(f));
-  }
-  out.self = memory;
+  place_state(std::forward<F>(f), out);
   apply = [](void* self, size_t input, std::span<double> g) { (*static_cast<Fn*>(self))(input, g); };
-  if constexpr (!std::is_trivially_destructible_v<Fn>)
-    out.destroy = [](void* self) { static_cast<Fn*>(self)->~Fn(); };
 }
 
-// Adapts a single-output rule Grads(const Tensor& g, Needs) to the multi-output form.
 template <class F>
 auto single_output(F&& f) {
   return [rule = std::forward<F>(f)](std::span<const Tensor> g, Needs n) -> Grads {
