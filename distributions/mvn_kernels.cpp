@@ -6,14 +6,10 @@
 #include <array>
 #include <cmath>
 
-#include "autodiff/detail/elementwise.hpp"
-#include "autodiff/shape.hpp"
 #include "distributions/detail/constants.hpp"
 
 namespace cholla::dist::detail {
 namespace {
-
-Shape leading(const Tensor& t, size_t drop) { return Shape(t.shape().begin(), t.shape().end() - static_cast<std::ptrdiff_t>(drop)); }
 
 // One log per factor instead of d: the product of the diagonal is accumulated as mantissa and
 // binary exponent (frexp), so it cannot overflow or underflow whatever the entries.
@@ -156,36 +152,7 @@ struct Backward {
   template <class... A> static void run(A&&... a) { backward<D>(a...); }
 };
 
-// Offsets of each batch element into a tensor whose batch broadcasts to `shape`; empty with a
-// uniform step when possible.
-void place(const Shape& own, const Shape& shape, int64_t count, int64_t size,
-           std::vector<int64_t>& list, int64_t& step) {
-  const int64_t n = numel(own);
-  if (n == count || n == 1) {
-    step = n == 1 ? 0 : size;
-    return;
-  }
-  std::array<std::vector<int64_t>, 1> strides{cholla::detail::broadcast_strides(own, shape)};
-  list.resize(static_cast<size_t>(count));
-  cholla::detail::for_each_broadcast(shape, strides, [&](int64_t i, const std::array<int64_t, 1>& off) {
-    list[static_cast<size_t>(i)] = off[0] * size;
-  });
-}
-
 }  // namespace
-
-MvnBatch plan_mvn_batch(const Tensor& loc, const Tensor& factor, const Tensor& x) {
-  MvnBatch b;
-  b.d = factor.size(-1);
-  const Shape lb = leading(loc, 1), fb = leading(factor, 2), xb = leading(x, 1);
-  b.shape = broadcast_shapes(broadcast_shapes(lb, fb, "log_prob"), xb, "log_prob");
-  b.count = numel(b.shape);
-  b.factor_count = numel(fb);
-  place(lb, b.shape, b.count, b.d, b.loc_offset, b.loc_step);
-  place(fb, b.shape, b.count, b.d * b.d, b.factor_offset, b.factor_step);
-  place(xb, b.shape, b.count, b.d, b.x_offset, b.x_step);
-  return b;
-}
 
 FactorCache mvn_forward(const MvnBatch& b, const double* loc, const double* factor, const double* x,
                         bool precision, double* out) {
