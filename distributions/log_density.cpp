@@ -204,53 +204,18 @@ std::optional<Grads> take_eager(MvnRecord& rec, const Tensor& g, Needs needs) {
   return out;
 }
 
-}  // namespace
+// The plain first-order rule of the op: the eager gradients, or one SIMD pass. It owns the
+// record, so the record lives in the tape's arena with the entry (a shared heap object was one
+// of the two allocations of a small call); `rec` is mutable because handing the eager
+// gradients over consumes them, and the engine calls a rule as const.
+struct FirstOrderRule {
+  Tensor loc, matrix, factor, x;
+  MvnMatrix kind;
+  mutable MvnRecord rec;
 
-GuessStats& simd_guess_stats() { return t_guess_stats; }
-
-void simd_guess_reset() { t_guess_pause = 0; }
-
-Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind,
-                     const DeferredChecks* deferred) {
-  const int64_t d = factor.size(-1);
-  if (!x.defined() || x.dim() < 1 || x.size(-1) != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
-  auto rec = std::make_shared<MvnRecord>();
-  rec->batch = plan_mvn_batch(loc, factor, x);
-  const MvnBatch& batch = rec->batch;
-  const std::array<bool, 3> wanted{loc.requires_grad(), matrix.requires_grad(), x.requires_grad()};
-  rec->pending = guess_gradients(batch, wanted);
-  Tensor out = Tensor::empty(batch.shape);
-  MvnPass pass{.batch = &batch, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
-               .x = x.data().data(), .upper = deferred != nullptr ? deferred->upper : UpperCheck::None,
-               .out = out.mutable_data().data()};
-  if (rec->pending) {
-    rec->guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
-    const Tensor* inputs[3] = {&loc, &matrix, &x};
-    for (size_t i = 0; i < 3; ++i)
-      if (wanted[i]) rec->eager[i] = Tensor::empty(inputs[i]->shape());
-    pass.eager_g = rec->guess;
-    pass.gloc = data_or_null(rec->eager[0]);
-    pass.gmatrix = data_or_null(rec->eager[1]);
-    pass.gx = data_or_null(rec->eager[2]);
-  }
-  // A NaN or infinite log_prob is the only sign of a non-finite x (and, with `deferred`, of a
-  // non-finite parameter); only then are the parameters and x scanned, to name the culprit.
-  // (An empty batch computes nothing, so they are scanned directly.)
-  const bool valid = rec->pending ? simd_eager_all(pass) : simd_forward_all(pass);
-  if (!valid || batch.count == 0) {
-    if (deferred != nullptr && deferred->scans) deferred->scans();
-    validation::check_sample(x, d, "MultivariateNormal::log_prob");
-  }
-  // Recorded backward (create_graph): closed forms written with differentiable ops.
-  auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
-    const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
-    return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
-  };
-  // Plain first order: the eager gradients, or one SIMD pass.
-  return record("mvn_log_prob", {loc, matrix, x}, out, composed,
-                [loc, matrix, factor, x, kind, rec](const Tensor& g, Needs needs) -> Grads {
-    if (auto eager = take_eager(*rec, g, needs)) return std::move(*eager);
-    const MvnBatch& b = rec->batch;
+  Grads operator()(const Tensor& g, Needs needs) const {
+    if (auto eager = take_eager(rec, g, needs)) return std::move(*eager);
+    const MvnBatch& b = rec.batch;
     Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
     Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
     Tensor gx = gradient_buffer(needs[2], x, b.x_offset);
@@ -263,7 +228,54 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
     write_shared(gx, shared.data() + b.d, b.x_offset.empty() && b.x_step == 0);
     write_shared(gm, shared.data() + 2 * b.d, b.factor_offset.empty() && b.factor_step == 0);
     return {gl, gm, gx};
-  });
+  }
+};
+
+}  // namespace
+
+GuessStats& simd_guess_stats() { return t_guess_stats; }
+
+void simd_guess_reset() { t_guess_pause = 0; }
+
+// `factor` is a checked factor [..., d, d] (d >= 1): its shape is read without checks.
+Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& factor, const Tensor& x, MvnMatrix kind,
+                     const DeferredChecks* deferred) {
+  const int64_t d = factor.shape().back();
+  if (!x.defined() || x.dim() < 1 || x.shape().back() != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  MvnRecord rec;
+  rec.batch = plan_mvn_batch(loc, factor, x);
+  const MvnBatch& batch = rec.batch;
+  const std::array<bool, 3> wanted{loc.requires_grad(), matrix.requires_grad(), x.requires_grad()};
+  rec.pending = guess_gradients(batch, wanted);
+  Tensor out = Tensor::empty(batch.shape);
+  MvnPass pass{.batch = &batch, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
+               .x = x.data().data(), .upper = deferred != nullptr ? deferred->upper : UpperCheck::None,
+               .out = out.mutable_data().data()};
+  if (rec.pending) {
+    rec.guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
+    const Tensor* inputs[3] = {&loc, &matrix, &x};
+    for (size_t i = 0; i < 3; ++i)
+      if (wanted[i]) rec.eager[i] = Tensor::empty_like(*inputs[i]);
+    pass.eager_g = rec.guess;
+    pass.gloc = data_or_null(rec.eager[0]);
+    pass.gmatrix = data_or_null(rec.eager[1]);
+    pass.gx = data_or_null(rec.eager[2]);
+  }
+  // A NaN or infinite log_prob is the only sign of a non-finite x (and, with `deferred`, of a
+  // non-finite parameter); only then are the parameters and x scanned, to name the culprit.
+  // (An empty batch computes nothing, so they are scanned directly.)
+  const bool valid = rec.pending ? simd_eager_all(pass) : simd_forward_all(pass);
+  if (!valid || batch.count == 0) {
+    if (deferred != nullptr && deferred->scans) deferred->scans();
+    validation::check_sample(x, d, "MultivariateNormal::log_prob");
+  }
+  // Recorded backward (create_graph): closed forms written with differentiable ops.
+  auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
+    const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
+    return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
+  };
+  return record("mvn_log_prob", {loc, matrix, x}, out, composed,
+                FirstOrderRule{loc, matrix, factor, x, kind, std::move(rec)});
 }
 
 // Same formula as linalg::potrf's backward (symmetric convention), written with differentiable
