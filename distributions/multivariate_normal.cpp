@@ -4,15 +4,18 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <mutex>
+#include <span>
 
 #include "autodiff/ops.hpp"
 #include "autodiff/shape.hpp"
 #include "autodiff/tape.hpp"
+#include "distributions/detail/batch_dims.hpp"
 #include "distributions/detail/constants.hpp"
 #include "distributions/detail/factorise.hpp"
 #include "distributions/detail/gaussian_form.hpp"
 #include "distributions/detail/mvn_kernels.hpp"
 #include "distributions/detail/mvn_simd.hpp"
+#include "distributions/detail/recycling_allocator.hpp"
 #include "distributions/detail/validation.hpp"
 #include "linalg/linalg.hpp"
 
@@ -36,7 +39,7 @@ struct detail::MvnParts {
 // which is harmless. The report's mask is made on the first report(): a batch-sized fill that
 // a distribution with nothing masked rarely needs.
 struct detail::MvnState {
-  // A constructor, not aggregate initialisation: make_shared's parenthesised aggregate init
+  // A constructor, not aggregate initialisation: allocate_shared's parenthesised aggregate init
   // is C++20 that clang 14 (the fuzz build) lacks.
   MvnState(const char* who_, const char* arg_, bool validate_, bool loc_only_)
       : who(who_), arg(arg_), validate(validate_), loc_only(loc_only_) {}
@@ -52,8 +55,6 @@ namespace {
 
 std::atomic<int64_t> g_validations{0};
 
-Shape batch_of_vector(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 1); }
-Shape batch_of_matrix(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
 Shape with_event(Shape batch, int64_t d) {
   batch.push_back(d);
   return batch;
@@ -66,12 +67,13 @@ int64_t validation::deferred_validations() { return g_validations.load(); }
 MultivariateNormal::MultivariateNormal(detail::MvnParts&& parts, bool precision_factor, bool diagonal)
     : loc_(std::move(parts.loc)), factor_(std::move(parts.factor)), precision_factor_(precision_factor),
       diagonal_(diagonal), matrix_(std::move(parts.matrix)),
-      state_(std::make_shared<detail::MvnState>(parts.who, parts.arg, parts.validate, parts.loc_only)) {
-  dim_ = factor_.size(-1);
-  const Shape factor_batch = diagonal_ ? batch_of_vector(factor_) : batch_of_matrix(factor_);
-  batch_ = broadcast_shapes(batch_of_vector(loc_), factor_batch, "MultivariateNormal");
+      state_(std::allocate_shared<detail::MvnState>(detail::RecyclingAllocator<detail::MvnState>(), parts.who, parts.arg,
+                                                   parts.validate, parts.loc_only)) {
+  dim_ = factor_.shape().back();
+  const std::span<const int64_t> factor_batch = detail::batch_dims(factor_, diagonal_ ? 1 : 2);
+  batch_ = detail::broadcast_batches(detail::batch_dims(loc_, 1), factor_batch, "MultivariateNormal");
   state_->report = std::move(parts.report);
-  if (!state_->report.mask.defined()) state_->report.batch_shape = factor_batch;
+  if (!state_->report.mask.defined()) state_->report.batch_shape = Shape(factor_batch.begin(), factor_batch.end());
 }
 
 const FactorReport& MultivariateNormal::report() const {

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <span>
 
 #include "autodiff/detail/finite.hpp"
 #include "autodiff/shape.hpp"
+#include "distributions/detail/batch_dims.hpp"
 #include "distributions/detail/mvn_simd.hpp"
 
 namespace cholla::dist::validation {
@@ -42,19 +44,21 @@ namespace {
 std::string shape_of(const Tensor& t) { return t.defined() ? format_shape(t.shape()) : "undefined"; }
 
 // loc [..., d] against a parameter whose batch is `arg_batch`: the event sizes agree and the
-// batches broadcast.
-void check_loc_against(const Tensor& loc, const Tensor& arg_tensor, const Shape& arg_batch, int64_t d,
+// batches broadcast (equal ones, the common case, without building shapes).
+void check_loc_against(const Tensor& loc, const Tensor& arg_tensor, std::span<const int64_t> arg_batch, int64_t d,
                        const char* who, const char* arg) {
   if (!loc.defined() || loc.dim() < 1)
     throw ShapeError(who, fmt::format("loc must have shape [..., d], got {}.", shape_of(loc)), "loc",
                      {loc.defined() ? loc.shape() : Shape{}});
-  if (loc.size(-1) != d)
+  if (loc.shape().back() != d)
     throw ShapeError(who, fmt::format("loc has shape {} but {} has shape {}: the last dimension of "
                                       "loc must be d = {}.",
                                       format_shape(loc.shape()), arg, format_shape(arg_tensor.shape()), d),
                      "loc", {loc.shape(), arg_tensor.shape()});
+  const std::span<const int64_t> loc_batch = detail::batch_dims(loc, 1);
+  if (detail::same_dims(loc_batch, arg_batch)) return;
   try {
-    broadcast_shapes(drop_last(loc.shape(), 1), arg_batch, who);
+    broadcast_shapes(Shape(loc_batch.begin(), loc_batch.end()), Shape(arg_batch.begin(), arg_batch.end()), who);
   } catch (const ShapeError&) {
     throw ShapeError(who, fmt::format("the batch dimensions of loc {} and {} {} do not broadcast.",
                                       format_shape(loc.shape()), arg, format_shape(arg_tensor.shape())),
@@ -73,12 +77,16 @@ void check_event_dim(int64_t d, const Tensor& t, const char* who, const char* ar
 }  // namespace
 
 void check_parameter_shapes(const Tensor& loc, const Tensor& matrix, const char* who, const char* arg) {
-  if (!matrix.defined() || matrix.dim() < 2 || matrix.size(-1) != matrix.size(-2))
+  const auto square = [&matrix] {
+    const Shape& s = matrix.shape();
+    return s.size() >= 2 && s[s.size() - 1] == s[s.size() - 2];
+  };
+  if (!matrix.defined() || !square())
     throw ShapeError(who, fmt::format("{} must have shape [..., d, d], got {}.", arg, shape_of(matrix)), arg,
                      {matrix.defined() ? matrix.shape() : Shape{}});
-  const int64_t d = matrix.size(-1);
+  const int64_t d = matrix.shape().back();
   check_event_dim(d, matrix, who, arg);
-  check_loc_against(loc, matrix, drop_last(matrix.shape(), 2), d, who, arg);
+  check_loc_against(loc, matrix, detail::batch_dims(matrix, 2), d, who, arg);
 }
 
 void check_loc_values(const Tensor& loc, const char* who) {
@@ -108,7 +116,7 @@ void check_vector_shapes(const Tensor& loc, const Tensor& v, const char* who, co
                      {v.defined() ? v.shape() : Shape{}});
   const int64_t d = v.size(-1);
   check_event_dim(d, v, who, arg);
-  check_loc_against(loc, v, drop_last(v.shape(), 1), d, who, arg);
+  check_loc_against(loc, v, detail::batch_dims(v, 1), d, who, arg);
 }
 
 void check_vector_values(const Tensor& loc, const Tensor& v, const char* who, const char* arg) {
