@@ -76,7 +76,7 @@ void route_gradient(Tape& tape, const char* op, size_t i, const InputRoute& rout
       return;
     }
     case InputRoute::Leaf: {
-      TensorImpl& leaf = *detail::impl_of(route.held);
+      TensorImpl& leaf = *detail::impl_of(TapeAccess::leaves(tape)[static_cast<size_t>(route.node)]);
       if (shape != leaf.shape) throw_gradient_shape(op, i, shape, leaf.shape);
       if (captured == nullptr)
         accumulate(leaf.grad, std::move(g));  // with create_graph, .grad() keeps its history

@@ -133,6 +133,10 @@ void Tape::release() {
   }
   owning.clear();
   if (owning_.empty()) owning_.swap(owning);  // keep the capacity for the next tape
+  std::vector<Tensor> leaves;
+  leaves.swap(leaves_);
+  leaves.clear();  // may destroy leaves the user dropped (no history: no live-count effect)
+  if (leaves_.empty()) leaves_.swap(leaves);
   arena_->reset();
   detail::reconcile_dropped_elsewhere();  // once per step: this thread's tensors dropped elsewhere
 }
@@ -145,21 +149,42 @@ void* arena_allocate_slow(std::size_t bytes, std::size_t align) {
 
 namespace {
 
+// The place of leaf `t` in the tape's table of held leaves, adding it on first use. A leaf
+// this thread owns remembers its place (TensorImpl::output, unused by leaves) as a hint,
+// checked against the table, so a stale hint from an earlier tape just adds it again. Another
+// thread's leaf is added on every use: its hint is that thread's to read and write. Holding a
+// leaf is no claim on the tape: it has no history (no adoption, no live count).
+[[gnu::always_inline]] inline int64_t hold_leaf(Tape& tape, const Tensor& t, TensorImpl* p) {
+  std::vector<Tensor>& leaves = TapeAccess::leaves(tape);
+  const bool own = p->owned_by_this_thread();
+  if (own) {
+    const auto hint = static_cast<size_t>(p->output);
+    if (hint < leaves.size() && detail::impl_of(leaves[hint]) == p) [[likely]]
+      return static_cast<int64_t>(hint);
+  }
+  leaves.push_back(t);
+  const auto place = static_cast<int32_t>(leaves.size() - 1);
+  if (own) p->output = place;
+  return place;
+}
+
 // Where input `t` of a new entry of `tape` sends its gradient.
-[[gnu::always_inline]] inline void route_input(const Tape& tape, const Tensor& t,
-                                               InputRoute& route, Needs& needs, size_t i,
-                                               bool& holds) {
-  const TensorImpl* p = detail::impl_of(t);
+[[gnu::always_inline]] inline void route_input(Tape& tape, const Tensor& t, InputRoute& route,
+                                               Needs& needs, size_t i, bool& holds) {
+  TensorImpl* p = detail::impl_of(t);
   if (p == nullptr || !p->takes_part()) return;
   if (i < 64) needs.bits |= 1ULL << i;
   if (p->generation == tape.generation()) [[likely]] {
     route.kind = InputRoute::Entry;
     route.node = p->node;
     route.output = p->output;
+  } else if (p->generation == 0) {
+    route.kind = InputRoute::Leaf;
+    route.node = hold_leaf(tape, t, p);
   } else {
-    // A leaf, or a tensor of another tape. Neither has history here, so holding it is not a
-    // claim on this tape (no adoption).
-    route.kind = p->generation == 0 ? InputRoute::Leaf : InputRoute::Stale;
+    // A tensor of another tape, held for the error message: it has no history here, so
+    // holding it is no claim on this tape (no adoption).
+    route.kind = InputRoute::Stale;
     route.held = t;
     holds = true;
   }

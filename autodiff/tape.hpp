@@ -328,6 +328,10 @@ class Tape {
   friend struct TapeAccess;
   std::vector<detail::TapeNode*> nodes_;  // creation order; the entries live in the arena
   std::vector<detail::TapeNode*> owning_;  // the entries whose release has work: handles, heap
+  // The leaves that require grad which entries route gradients to, each held once however many
+  // entries use it (a parameter used by every step of a loop is one handle, not one per entry,
+  // and such entries own nothing release must visit).
+  std::vector<Tensor> leaves_;
   detail::TapeArena* arena_;              // owned; entries, their inputs and their closures
   uint64_t generation_;
 };

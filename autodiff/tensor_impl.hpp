@@ -88,7 +88,9 @@ struct alignas(64) TensorImpl {
   int32_t owner_refs = 0;
   std::atomic<int32_t> shared_word{kSharedOne | kSharedMerged};
   int32_t tape_refs = 0;
-  int32_t output = 0;  // which output of its tape entry
+  // Which output of its tape entry. For a leaf (no entry), a hint instead: its place in this
+  // thread's tape's table of held leaves (tape.cpp, hold_leaf; checked before use).
+  int32_t output = 0;
   // History: the tape entry that produced this tensor (generation 0 = none, a leaf).
   uint64_t generation = 0;
   int64_t node = -1;

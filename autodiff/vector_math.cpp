@@ -1,9 +1,11 @@
 // Vector kernels of vector_math.hpp. Highway compiles this file once per SIMD target
 // (foreach_target.h re-includes it); HWY_DYNAMIC_DISPATCH picks the best one at run time.
 //
-// Every kernel works a whole vector at a time, the last partial vector through a padded
-// buffer, so an element's result never depends on its position in the array (nor, then, on
-// how parallel_for chunks the array). Lanes outside a polynomial's valid range are replaced
+// Every kernel works a whole vector at a time and the last few elements one at a time through
+// a one-lane vector of the same target: the same instructions lane for lane, so an element's
+// result never depends on its position in the array (nor, then, on how parallel_for chunks
+// the array). A one-element tensor (a scalar chain) costs one narrow vector, not a padded wide
+// one copied in and out. Lanes outside a polynomial's valid range are replaced
 // by a harmless value before the polynomial runs (Highway's emulated targets convert NaN to
 // int32 in C++, which would be undefined) and their results come from the std:: reference.
 #undef HWY_TARGET_INCLUDE
@@ -25,75 +27,76 @@ namespace cholla::detail::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 using D = hn::ScalableTag<double>;
-using V = hn::Vec<D>;
-using M = hn::Mask<D>;
+using D1 = hn::CappedTag<double, 1>;  // one lane: the tail
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(double);
 
-// Each function: Valid (where Fast matches std:: within its ulp bound) and Fast.
+// Each function: Valid (where Fast matches std:: within its ulp bound) and Fast, for a full
+// vector (D) and a one-lane one (D1).
 struct Exp {
-  static M Valid(D d, V x) { return hn::And(hn::Ge(x, hn::Set(d, -708.0)), hn::Le(x, hn::Set(d, 706.0))); }
-  static V Fast(D d, V x, double) { return hn::Exp(d, x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::And(hn::Ge(x, hn::Set(d, -708.0)), hn::Le(x, hn::Set(d, 706.0))); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) { return hn::Exp(d, x); }
 };
 // hwy's Expm1 turns -0 into +0; std::expm1 keeps the sign of a zero.
-V expm1_keeping_zero(D d, V x) { return hn::IfThenElse(hn::Eq(x, hn::Zero(d)), x, hn::Expm1(d, x)); }
+template <class DT>
+hn::Vec<DT> expm1_keeping_zero(DT d, hn::Vec<DT> x) { return hn::IfThenElse(hn::Eq(x, hn::Zero(d)), x, hn::Expm1(d, x)); }
 
 struct Expm1 {
-  static M Valid(D d, V x) { return hn::And(hn::Ge(x, hn::Set(d, -700.0)), hn::Le(x, hn::Set(d, 706.0))); }
-  static V Fast(D d, V x, double) { return expm1_keeping_zero(d, x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::And(hn::Ge(x, hn::Set(d, -700.0)), hn::Le(x, hn::Set(d, 706.0))); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) { return expm1_keeping_zero(d, x); }
 };
 struct Log {
-  static M Valid(D d, V x) { return hn::And(hn::Ge(x, hn::Set(d, DBL_MIN)), hn::Le(x, hn::Set(d, DBL_MAX))); }
-  static V Fast(D d, V x, double) { return hn::Log(d, x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::And(hn::Ge(x, hn::Set(d, DBL_MIN)), hn::Le(x, hn::Set(d, DBL_MAX))); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) { return hn::Log(d, x); }
 };
 struct Log1p {
-  static M Valid(D d, V x) { return hn::And(hn::Gt(x, hn::Set(d, -1.0)), hn::Le(x, hn::Set(d, DBL_MAX))); }
-  static V Fast(D d, V x, double) { return hn::Log1p(d, x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::And(hn::Gt(x, hn::Set(d, -1.0)), hn::Le(x, hn::Set(d, DBL_MAX))); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) { return hn::Log1p(d, x); }
 };
 struct Tanh {
-  static M Valid(D d, V x) { return hn::Le(hn::Abs(x), hn::Set(d, DBL_MAX)); }
-  static V Fast(D d, V x, double) { return hn::Tanh(d, x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::Le(hn::Abs(x), hn::Set(d, DBL_MAX)); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) { return hn::Tanh(d, x); }
 };
 struct Sigmoid {
-  static M Valid(D d, V x) { return hn::Le(hn::Abs(x), hn::Set(d, 708.0)); }
-  static V Fast(D d, V x, double) {
-    const V one = hn::Set(d, 1.0);
-    const V e = hn::Exp(d, hn::Neg(hn::Abs(x)));
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::Le(hn::Abs(x), hn::Set(d, 708.0)); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) {
+    const auto one = hn::Set(d, 1.0);
+    const auto e = hn::Exp(d, hn::Neg(hn::Abs(x)));
     return hn::Div(hn::IfThenElse(hn::Ge(x, hn::Zero(d)), one, e), hn::Add(one, e));
   }
 };
 struct Softplus {
-  static M Valid(D d, V x) { return hn::Le(hn::Abs(x), hn::Set(d, 708.0)); }
-  static V Fast(D d, V x, double) {
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::Le(hn::Abs(x), hn::Set(d, 708.0)); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double) {
     return hn::Add(hn::Max(x, hn::Zero(d)), hn::Log1p(d, hn::Exp(d, hn::Neg(hn::Abs(x)))));
   }
 };
 struct Elu {
-  static M Valid(D d, V x) { return hn::Ge(x, hn::Set(d, -700.0)); }
-  static V Fast(D d, V x, double alpha) {
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT> x) { return hn::Ge(x, hn::Set(d, -700.0)); }
+  template <class DT> static hn::Vec<DT> Fast(DT d, hn::Vec<DT> x, double alpha) {
     const auto positive = hn::Gt(x, hn::Zero(d));
     // x itself on the negative side (Min could turn -0 into +0), 0 where it is discarded.
-    const V negative = hn::Mul(hn::Set(d, alpha), expm1_keeping_zero(d, hn::IfThenZeroElse(positive, x)));
+    const auto negative = hn::Mul(hn::Set(d, alpha), expm1_keeping_zero(d, hn::IfThenZeroElse(positive, x)));
     return hn::IfThenElse(positive, x, negative);
   }
 };
 struct Sqrt {  // correctly rounded in hardware, like std::sqrt, NaN for negatives included
-  static M Valid(D d, V) { return hn::FirstN(d, hn::Lanes(d)); }
-  static V Fast(D, V x, double) { return hn::Sqrt(x); }
+  template <class DT> static hn::Mask<DT> Valid(DT d, hn::Vec<DT>) { return hn::FirstN(d, hn::Lanes(d)); }
+  template <class DT> static hn::Vec<DT> Fast(DT, hn::Vec<DT> x, double) { return hn::Sqrt(x); }
 };
 
-// One full vector from src to dst (dst may equal src).
-template <class F>
-HWY_INLINE void one_vector(D d, UnaryFn f, const double* src, double* dst, double param) {
-  const V x = hn::LoadU(d, src);
-  const M ok = F::Valid(d, x);
+// One vector (full, or of one lane) from src to dst (dst may equal src).
+template <class F, class DT>
+HWY_INLINE void one_vector(DT d, UnaryFn f, const double* src, double* dst, double param) {
+  const auto x = hn::LoadU(d, src);
+  const auto ok = F::Valid(d, x);
   if (HWY_LIKELY(hn::AllTrue(d, ok))) {
     hn::StoreU(F::Fast(d, x, param), d, dst);
     return;
   }
   HWY_ALIGN double xs[kMaxLanes];
   HWY_ALIGN double valid[kMaxLanes];
-  hn::Store(x, d, xs);
-  hn::Store(hn::IfThenElseZero(ok, hn::Set(d, 1.0)), d, valid);
+  hn::StoreU(x, d, xs);
+  hn::StoreU(hn::IfThenElseZero(ok, hn::Set(d, 1.0)), d, valid);
   hn::StoreU(F::Fast(d, hn::IfThenElse(ok, x, hn::Set(d, 0.5)), param), d, dst);
   for (size_t j = 0; j < hn::Lanes(d); ++j)
     if (valid[j] == 0.0) dst[j] = reference_unary(f, xs[j], param);
@@ -106,15 +109,9 @@ void map(UnaryFn f, const double* in, double* out, int64_t n, double param) {
   const size_t count = static_cast<size_t>(n);
   size_t i = 0;
   for (; i + lanes <= count; i += lanes) one_vector<F>(d, f, in + i, out + i, param);
-  if (i == count) return;
-  // The tail, through a full vector padded with 1.0 (valid for every function). Copied with
-  // Highway's masked moves: std::copy of a few values was two memcpy calls, 10 % of a tanh
-  // of one element.
-  HWY_ALIGN double buffer[kMaxLanes];
-  hn::Store(hn::Set(d, 1.0), d, buffer);
-  hn::SafeCopyN(count - i, d, in + i, buffer);
-  one_vector<F>(d, f, buffer, buffer, param);
-  hn::SafeCopyN(count - i, d, buffer, out + i);
+  // The tail element by element, through one-lane vectors of this target (see the top).
+  const D1 d1;
+  for (; i < count; ++i) one_vector<F>(d1, f, in + i, out + i, param);
 }
 
 void unary_kernel(UnaryFn f, const double* in, double* out, int64_t n, double param) {

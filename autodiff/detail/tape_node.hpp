@@ -17,10 +17,11 @@ struct InputRoute {
   enum Kind : uint8_t {
     None,   // takes no part in differentiation: no gradient
     Entry,  // has history of this tape: the gradient goes to entry `node`'s slot `output`
-    Leaf,   // a leaf that requires grad: the gradient goes to `held`'s .grad() (or grad()'s capture)
+    Leaf,   // a leaf that requires grad: the gradient goes to the .grad() (or grad()'s capture)
+            // of the tape's held leaf number `node` (Tape::leaves_)
     Stale,  // has history of a released or another thread's tape: a GraphError if reached
   };
-  Tensor held;  // Leaf and Stale only
+  Tensor held;  // Stale only (for the error message)
   int64_t node = -1;
   int32_t output = 0;
   Kind kind = None;
@@ -49,6 +50,7 @@ struct TapeAccess {
   static std::vector<Node*>& owning(Tape& t) { return t.owning_; }
   static Node& node(Tape& t, int64_t index) { return *t.nodes_[static_cast<size_t>(index)]; }
   static detail::TapeArena& arena(Tape& t) { return *t.arena_; }
+  static std::vector<Tensor>& leaves(Tape& t) { return t.leaves_; }
 };
 
 namespace detail {

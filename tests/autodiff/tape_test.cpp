@@ -196,3 +196,39 @@ TEST_CASE("a tensor recorded on another thread cannot be differentiated here") {
   Tensor y = shared * 2.0;
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("another thread"), GraphError);
 }
+
+// A leaf is held once per tape however many entries use it (tape.cpp, hold_leaf); the
+// gradient still reaches it from every entry, also when its remembered place is stale (it
+// was held at another place by an earlier tape) or the leaf belongs to another thread.
+TEST_CASE("a leaf used by many entries is held once per tape") {
+  Tape::current().release();
+  Tensor x = Tensor::from({2}, {0.5, -1.5}).requires_grad(true);
+  const detail::TensorImpl& xi = *detail::impl_of(x);
+  CHECK(xi.handle_count() == 1);
+  Tensor y = x * 1.0;
+  for (int i = 0; i < 1000; ++i) y = y + x;  // y = 1001 x
+  CHECK(xi.handle_count() == 2);             // the user's and the tape's, not 1,001
+  sum(y * y).backward();                     // d/dx sum((1001 x)^2) = 2 * 1001^2 x
+  for (size_t i = 0; i < 2; ++i)
+    CHECK(x.grad().data()[i] == doctest::Approx(2.0 * 1001.0 * 1001.0 * x.data()[i]).epsilon(1e-13));
+  CHECK(xi.handle_count() == 1);  // released with the tape
+
+  // Next tape: another leaf takes x's old place first, so x's hint points at it.
+  Tensor w = Tensor::scalar(3.0).requires_grad(true);
+  x.zero_grad();
+  Tensor z = w * 2.0;
+  Tensor v = sum(x * z) + w;  // d/dx = z = 6, d/dw = 2 sum(x) + 1 = -1
+  v.backward();
+  CHECK(x.grad().data()[0] == 6.0);
+  CHECK(x.grad().data()[1] == 6.0);
+  CHECK(w.grad().item() == -1.0);
+
+  // A leaf made on another thread: used here, its gradient arrives all the same.
+  Tensor foreign;
+  std::thread maker([&] { foreign = Tensor::scalar(2.0).requires_grad(true); });
+  maker.join();
+  Tensor s = foreign * 1.0;
+  for (int i = 0; i < 10; ++i) s = s * foreign;  // foreign^11
+  s.backward();
+  CHECK(foreign.grad().item() == doctest::Approx(11.0 * 1024.0).epsilon(1e-14));
+}
