@@ -159,11 +159,11 @@ void write_shared(Tensor& t, const double* sum, bool shared) {
 // gives the backward's bits; a wrong one (another loss, a mixture's weights) drops them and
 // runs the backward, and this thread then stops guessing for a while (kGuessPause calls) so
 // that a loss of another form does not pay for the wasted gradients on every call.
-struct MvnRecord {
-  MvnBatch batch;
-  std::array<Tensor, 3> eager;  // loc, matrix, x; undefined when not computed or handed over
+struct EagerGradients {
+  std::array<Tensor, 3> grads;  // loc, matrix, x; undefined when not computed or handed over
   double guess = 0.0;
-  bool pending = false;         // eager holds gradients no backward has used yet
+  int64_t count = 0;            // samples (the length of g)
+  bool pending = false;         // grads holds gradients no backward has used yet
 };
 
 constexpr int kGuessPause = 16;
@@ -188,11 +188,11 @@ bool guess_gradients(const MvnBatch& b, const std::array<bool, 3>& wanted) {
 
 // The eager gradients when the guess was right (handed over once: a second backward of a
 // retained graph recomputes); nullopt otherwise.
-std::optional<Grads> take_eager(MvnRecord& rec, const Tensor& g, Needs needs) {
-  if (!rec.pending) return std::nullopt;
-  rec.pending = false;
-  std::array<Tensor, 3> eager = std::move(rec.eager);
-  if (!simd_all_equal(g.data().data(), rec.batch.count, rec.guess)) {
+std::optional<Grads> take_eager(EagerGradients& e, const Tensor& g, Needs needs) {
+  if (!e.pending) return std::nullopt;
+  e.pending = false;
+  std::array<Tensor, 3> grads = std::move(e.grads);
+  if (!simd_all_equal(g.data().data(), e.count, e.guess)) {
     t_guess_pause = kGuessPause;
     ++t_guess_stats.wrong;
     return std::nullopt;
@@ -200,22 +200,29 @@ std::optional<Grads> take_eager(MvnRecord& rec, const Tensor& g, Needs needs) {
   ++t_guess_stats.right;
   Grads out(3);
   for (size_t i = 0; i < 3; ++i)
-    if (needs[i]) out[i] = std::move(eager[i]);
+    if (needs[i]) out[i] = std::move(grads[i]);
   return out;
 }
 
-// The plain first-order rule of the op: the eager gradients, or one SIMD pass. It owns the
-// record, so the record lives in the tape's arena with the entry (a shared heap object was one
-// of the two allocations of a small call); `rec` is mutable because handing the eager
-// gradients over consumes them, and the engine calls a rule as const.
+// The plain first-order rule of the op: the eager gradients, or one SIMD pass. It lives in the
+// tape's arena with the entry (a shared heap record was one of the two allocations of a small
+// call); `eager` is mutable because handing the gradients over consumes them, and the engine
+// calls a rule as const.
 struct FirstOrderRule {
   Tensor loc, matrix, factor, x;
   MvnMatrix kind;
-  mutable MvnRecord rec;
+  mutable EagerGradients eager;
+  // The forward's plan when no eager gradients were computed (the backward pass reads it). With
+  // eager gradients the pass runs only after a wrong guess or on a retained graph's second
+  // sweep, and plans again from the same shapes (the same plan): carrying an MvnBatch through
+  // the closure's moves into the arena cost the common call ~200 instructions.
+  std::optional<MvnBatch> batch;
 
   Grads operator()(const Tensor& g, Needs needs) const {
-    if (auto eager = take_eager(rec, g, needs)) return std::move(*eager);
-    const MvnBatch& b = rec.batch;
+    if (auto grads = take_eager(eager, g, needs)) return std::move(*grads);
+    std::optional<MvnBatch> planned;
+    if (!batch) planned = plan_mvn_batch(loc, factor, x);
+    const MvnBatch& b = batch ? *batch : *planned;
     Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
     Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
     Tensor gx = gradient_buffer(needs[2], x, b.x_offset);
@@ -242,29 +249,29 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
                      const DeferredChecks* deferred) {
   const int64_t d = factor.shape().back();
   if (!x.defined() || x.dim() < 1 || x.shape().back() != d) validation::check_sample(x, d, "MultivariateNormal::log_prob");
-  MvnRecord rec;
-  rec.batch = plan_mvn_batch(loc, factor, x);
-  const MvnBatch& batch = rec.batch;
+  MvnBatch batch = plan_mvn_batch(loc, factor, x);
   const std::array<bool, 3> wanted{loc.requires_grad(), matrix.requires_grad(), x.requires_grad()};
-  rec.pending = guess_gradients(batch, wanted);
+  EagerGradients eager;
+  eager.pending = guess_gradients(batch, wanted);
+  eager.count = batch.count;
   Tensor out = Tensor::empty(batch.shape);
   MvnPass pass{.batch = &batch, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
                .x = x.data().data(), .upper = deferred != nullptr ? deferred->upper : UpperCheck::None,
                .out = out.mutable_data().data()};
-  if (rec.pending) {
-    rec.guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
+  if (eager.pending) {
+    eager.guess = -(1.0 / static_cast<double>(batch.count));  // what -mean(log_prob) hands back
     const Tensor* inputs[3] = {&loc, &matrix, &x};
     for (size_t i = 0; i < 3; ++i)
-      if (wanted[i]) rec.eager[i] = Tensor::empty_like(*inputs[i]);
-    pass.eager_g = rec.guess;
-    pass.gloc = data_or_null(rec.eager[0]);
-    pass.gmatrix = data_or_null(rec.eager[1]);
-    pass.gx = data_or_null(rec.eager[2]);
+      if (wanted[i]) eager.grads[i] = Tensor::empty_like(*inputs[i]);
+    pass.eager_g = eager.guess;
+    pass.gloc = data_or_null(eager.grads[0]);
+    pass.gmatrix = data_or_null(eager.grads[1]);
+    pass.gx = data_or_null(eager.grads[2]);
   }
   // A NaN or infinite log_prob is the only sign of a non-finite x (and, with `deferred`, of a
   // non-finite parameter); only then are the parameters and x scanned, to name the culprit.
   // (An empty batch computes nothing, so they are scanned directly.)
-  const bool valid = rec.pending ? simd_eager_all(pass) : simd_forward_all(pass);
+  const bool valid = eager.pending ? simd_eager_all(pass) : simd_forward_all(pass);
   if (!valid || batch.count == 0) {
     if (deferred != nullptr && deferred->scans) deferred->scans();
     validation::check_sample(x, d, "MultivariateNormal::log_prob");
@@ -274,8 +281,10 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
     const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
     return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
   };
+  std::optional<MvnBatch> kept;
+  if (!eager.pending) kept = std::move(batch);
   return record("mvn_log_prob", {loc, matrix, x}, out, composed,
-                FirstOrderRule{loc, matrix, factor, x, kind, std::move(rec)});
+                FirstOrderRule{loc, matrix, factor, x, kind, std::move(eager), std::move(kept)});
 }
 
 // Same formula as linalg::potrf's backward (symmetric convention), written with differentiable
