@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <mutex>
+#include <optional>
 #include <span>
 
 #include "autodiff/ops.hpp"
@@ -25,7 +26,7 @@ namespace cholla::dist {
 // user code can name or build one; only the factories below do.
 struct detail::MvnParts {
   Tensor loc, factor;
-  FactorReport report;
+  std::optional<FactorReport> report;  // the symmetric forms' factorisation; none for the triangular ones
   Tensor matrix;  // the covariance / precision when log_prob differentiates it directly
   // The value checks left for the first use: loc's, and unless loc_only those of the factor.
   const char* who = "";
@@ -72,7 +73,7 @@ MultivariateNormal::MultivariateNormal(detail::MvnParts&& parts, bool precision_
   dim_ = factor_.shape().back();
   const std::span<const int64_t> factor_batch = detail::batch_dims(factor_, diagonal_ ? 1 : 2);
   batch_ = detail::broadcast_batches(detail::batch_dims(loc_, 1), factor_batch, "MultivariateNormal");
-  state_->report = std::move(parts.report);
+  if (parts.report) state_->report = std::move(*parts.report);
   if (!state_->report.mask.defined()) state_->report.batch_shape = Shape(factor_batch.begin(), factor_batch.end());
 }
 
