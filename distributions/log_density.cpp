@@ -209,7 +209,9 @@ std::optional<Grads> take_eager(EagerGradients& e, const Tensor& g, Needs needs)
 // call); `eager` is mutable because handing the gradients over consumes them, and the engine
 // calls a rule as const.
 struct FirstOrderRule {
-  Tensor loc, matrix, factor, x;
+  Tensor loc, matrix;
+  Tensor factor;  // undefined when the matrix is the factor (the triangular forms): one handle less
+  Tensor x;
   MvnMatrix kind;
   mutable EagerGradients eager;
   // The forward's plan when no eager gradients were computed (the backward pass reads it). With
@@ -221,12 +223,12 @@ struct FirstOrderRule {
   Grads operator()(const Tensor& g, Needs needs) const {
     if (auto grads = take_eager(eager, g, needs)) return std::move(*grads);
     std::optional<MvnBatch> planned;
-    if (!batch) planned = plan_mvn_batch(loc, factor, x);
+    if (!batch) planned = plan_mvn_batch(loc, factor_values(), x);
     const MvnBatch& b = batch ? *batch : *planned;
     Tensor gl = gradient_buffer(needs[0], loc, b.loc_offset);
     Tensor gm = gradient_buffer(needs[1], matrix, b.factor_offset);
     Tensor gx = gradient_buffer(needs[2], x, b.x_offset);
-    MvnPass pass{.batch = &b, .matrix = kind, .loc = loc.data().data(), .factor = factor.data().data(),
+    MvnPass pass{.batch = &b, .matrix = kind, .loc = loc.data().data(), .factor = factor_values().data().data(),
                  .x = x.data().data(), .g = g.data().data(), .gloc = data_or_null(gl),
                  .gmatrix = data_or_null(gm), .gx = data_or_null(gx)};
     std::array<double, 2 * kMaxFusedDim + kMaxFusedDim * kMaxFusedDim> shared{};
@@ -236,6 +238,8 @@ struct FirstOrderRule {
     write_shared(gm, shared.data() + 2 * b.d, b.factor_offset.empty() && b.factor_step == 0);
     return {gl, gm, gx};
   }
+
+  const Tensor& factor_values() const { return factor.defined() ? factor : matrix; }
 };
 
 }  // namespace
@@ -283,8 +287,10 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
   };
   std::optional<MvnBatch> kept;
   if (!eager.pending) kept = std::move(batch);
-  return record("mvn_log_prob", {loc, matrix, x}, out, composed,
-                FirstOrderRule{loc, matrix, factor, x, kind, std::move(eager), std::move(kept)});
+  // Moved in: every handle copied into a rule is a reference-count update now and at release.
+  return record("mvn_log_prob", {loc, matrix, x}, std::move(out), std::move(composed),
+                FirstOrderRule{loc, matrix, factor.same(matrix) ? Tensor() : factor, x, kind, std::move(eager),
+                               std::move(kept)});
 }
 
 // Same formula as linalg::potrf's backward (symmetric convention), written with differentiable
@@ -297,17 +303,18 @@ Tensor cholesky_backward(const Tensor& L, const Tensor& G) {
   return linalg::trsm(L, Y, {.rightside = true, .alpha = 0.5});
 }
 
+// A is a square matrix [..., d, d] (the factories check its shape first).
 std::optional<Factorisation> simd_factorise(const Tensor& A, const SymmetryCheck& symmetry, bool check_finite) {
-  const int64_t d = A.size(-1);
+  const int64_t d = A.shape().back();
   if (d > kMaxFusedDim) return std::nullopt;
-  const Shape batch(A.shape().begin(), A.shape().end() - 2);
-  Tensor L = Tensor::empty(A.shape());
-  const CholeskyPass pass{.A = A.data().data(), .d = d, .count = numel(batch), .L = L.mutable_data().data(),
+  Tensor L = Tensor::empty_like(A);  // A's shape is known good: no revalidation
+  const int64_t count = d > 0 ? A.numel() / (d * d) : numel(batch_shape(A, 2));
+  const CholeskyPass pass{.A = A.data().data(), .d = d, .count = count, .L = L.mutable_data().data(),
                           .check_symmetry = symmetry.on, .symmetry_rtol = symmetry.rtol,
                           .symmetry_atol = symmetry.atol, .check_finite = check_finite};
   if (!simd_cholesky_all(pass)) return std::nullopt;
   Factorisation f;
-  f.report.batch_shape = batch;  // every element usable: MultivariateNormal::report() makes the mask
+  f.report.batch_shape = batch_shape(A, 2);  // every element usable: MultivariateNormal::report() makes the mask
   f.report.min_pivot = pass.min_pivot;
   // Recorded as potrf of A: rsample, entropy, covariance() ... differentiate through it.
   f.factor = record("potrf", {A}, L, [L](const Tensor& G, Needs) { return Grads{cholesky_backward(L, G)}; });
