@@ -186,13 +186,22 @@ bool guess_gradients(const MvnBatch& b, const std::array<bool, 3>& wanted) {
          (!wanted[2] || per_sample(b.x_offset, b.x_step));
 }
 
+// Every g[i] == value: a vector pass over the pool's chunks, or for a few samples a plain loop
+// (the pass's dispatch alone cost a one-sample call 60 instructions; the same comparisons).
+bool all_equal(const double* g, int64_t n, double value) {
+  if (n > 8) return simd_all_equal(g, n, value);
+  for (int64_t i = 0; i < n; ++i)
+    if (!(g[i] == value)) return false;
+  return true;
+}
+
 // The eager gradients when the guess was right (handed over once: a second backward of a
 // retained graph recomputes); nullopt otherwise.
 std::optional<Grads> take_eager(EagerGradients& e, const Tensor& g, Needs needs) {
   if (!e.pending) return std::nullopt;
   e.pending = false;
   std::array<Tensor, 3> grads = std::move(e.grads);
-  if (!simd_all_equal(g.data().data(), e.count, e.guess)) {
+  if (!all_equal(g.data().data(), e.count, e.guess)) {
     t_guess_pause = kGuessPause;
     ++t_guess_stats.wrong;
     return std::nullopt;

@@ -72,9 +72,12 @@ MultivariateNormal::MultivariateNormal(detail::MvnParts&& parts, bool precision_
                                                    parts.validate, parts.loc_only)) {
   dim_ = factor_.shape().back();
   const std::span<const int64_t> factor_batch = detail::batch_dims(factor_, diagonal_ ? 1 : 2);
-  batch_ = detail::broadcast_batches(detail::batch_dims(loc_, 1), factor_batch, "MultivariateNormal");
+  const std::span<const int64_t> loc_batch = detail::batch_dims(loc_, 1);
+  batch_ = detail::broadcast_batches(loc_batch, factor_batch, "MultivariateNormal");
   if (parts.report) state_->report = std::move(*parts.report);
-  if (!state_->report.mask.defined()) state_->report.batch_shape = Shape(factor_batch.begin(), factor_batch.end());
+  if (!state_->report.mask.defined())  // a copy of batch_ when the batches are one: no memmove call
+    state_->report.batch_shape =
+        detail::same_dims(loc_batch, factor_batch) ? batch_ : Shape(factor_batch.begin(), factor_batch.end());
 }
 
 const FactorReport& MultivariateNormal::report() const {
