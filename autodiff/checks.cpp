@@ -8,13 +8,12 @@
 
 namespace cholla {
 
-void check_defined(const Tensor& t, const char* op, const char* arg) {
-  if (!t.defined())
-    throw GraphError(op,
-                     fmt::format("argument {} is an undefined tensor (default-constructed, or a "
-                                 "gradient that was never computed).",
-                                 arg),
-                     arg);
+void detail::throw_undefined_argument(const char* op, const char* arg) {
+  throw GraphError(op,
+                   fmt::format("argument {} is an undefined tensor (default-constructed, or a "
+                               "gradient that was never computed).",
+                               arg),
+                   arg);
 }
 
 void check_min_rank(const Tensor& t, int64_t min_rank, const char* op, const char* arg) {

@@ -16,8 +16,16 @@
 
 namespace cholla {
 
+namespace detail {
+[[noreturn]] void throw_undefined_argument(const char* op, const char* arg);
+}
+
 // GraphError unless `t` holds values (not default-constructed, not a gradient never computed).
-void check_defined(const Tensor& t, const char* op, const char* arg);
+// Inline: every op checks its arguments, and the test is one comparison.
+inline void check_defined(const Tensor& t, const char* op, const char* arg) {
+  if (!t.defined()) [[unlikely]]
+    detail::throw_undefined_argument(op, arg);
+}
 
 // ShapeError unless `t` is defined with rank >= min_rank.
 void check_min_rank(const Tensor& t, int64_t min_rank, const char* op, const char* arg);

@@ -213,17 +213,17 @@ inline void Tensor::release() {
                             p->generation == detail::t_engine.tape_generation;
   if (p->owner_refs != 0 && !history_here) [[likely]]
     return;
-  const bool note_lost = history_here && p->handle_count() == p->tape_refs;
-  if (p->owner_refs == 0) {
-    if (p->shared_word.load(std::memory_order_acquire) == 0) {
-      // No handle is left anywhere (so none of the tape's either): p is ours to destroy.
-      if (note_lost) detail::note_external_handle_lost(p);
-      --detail::t_engine.owned;
-      detail::destroy_impl(p);
-      return;
-    }
-    detail::owner_released_last(p);  // from here on others may destroy p: do not read it
+  if (p->owner_refs == 0 && p->shared_word.load(std::memory_order_acquire) == 0) {
+    // No handle is left anywhere (so none of the tape's either, and this was its last
+    // external one): p is ours to destroy.
+    if (history_here) detail::note_external_handle_lost(p);
+    --detail::t_engine.owned;
+    detail::destroy_impl(p);
+    return;
   }
+  const bool note_lost = history_here && p->handle_count() == p->tape_refs;
+  if (p->owner_refs == 0)
+    detail::owner_released_last(p);  // from here on others may destroy p: do not read it
   // The tape may release itself here and, with it, p's remaining (tape) handles.
   if (note_lost) detail::note_external_handle_lost(p);
 }
