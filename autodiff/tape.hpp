@@ -236,13 +236,27 @@ void place_closure(F&& f, Closure& out) {
   };
 }
 
-// The same for an in-place rule F (callable as void(size_t input, std::span<double> g)); `apply`
-// receives the function that calls it.
-template <class F>
-void place_in_place_rule(F&& f, Closure& out, InPlaceFn& apply) {
-  using Fn = std::decay_t<F>;
-  place_state(std::forward<F>(f), out);
-  apply = [](void* self, size_t input, std::span<double> g) { (*static_cast<Fn*>(self))(input, g); };
+// An op-composed rule F (callable as Grads(const Tensor& g, Needs)) and an in-place rule R
+// (callable as void(size_t input, std::span<double> g)) in one arena block: one placement
+// for both, and one destructor, run through the composed rule's slot.
+template <class F, class R>
+struct RulePair {
+  F composed;
+  R in_place;
+};
+
+template <class F, class R>
+void place_rule_pair(F&& composed, R&& in_place, Closure& backward, Closure& raw, InPlaceFn& apply) {
+  using Pair = RulePair<std::decay_t<F>, std::decay_t<R>>;
+  place_state(Pair{std::forward<F>(composed), std::forward<R>(in_place)}, backward);
+  auto* pair = static_cast<Pair*>(backward.self);
+  backward.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
+    return static_cast<Pair*>(self)->composed(g[0], n);
+  };
+  raw.self = &pair->in_place;
+  apply = [](void* self, size_t input, std::span<double> g) {
+    (*static_cast<std::decay_t<R>*>(self))(input, g);
+  };
 }
 
 template <class F>
@@ -426,10 +440,10 @@ Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&
   if (!needs_recording({input})) return output;
   {
     detail::EntryBuilder entry(op, input, output);
-    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
-    detail::place_in_place_rule(
+    detail::place_rule_pair(
+        std::forward<F>(backward),
         [rule = std::forward<R>(in_place)](size_t, std::span<double> g) mutable { rule(g); },
-        entry.raw_backward(), entry.raw_in_place());
+        entry.backward(), entry.raw_backward(), entry.raw_in_place());
   }
   return output;
 }
@@ -446,9 +460,8 @@ Tensor record_elementwise(const char* op, const Tensor& a, const Tensor& b, Tens
   if (!needs_recording({a, b})) return output;
   {
     detail::EntryBuilder entry(op, a, b, output);
-    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
-    detail::place_in_place_rule(std::forward<R>(in_place), entry.raw_backward(),
-                                entry.raw_in_place());
+    detail::place_rule_pair(std::forward<F>(backward), std::forward<R>(in_place), entry.backward(),
+                            entry.raw_backward(), entry.raw_in_place());
   }
   return output;
 }
