@@ -26,12 +26,14 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = detail::map_binary(a, b, "add", [](double x, double y) { return x + y; });
   if (!needs_recording({a, b})) return out;  // skip building the closure
   if (a.shape() == b.shape())  // no broadcast: the gradient passes through, nothing to capture
-    return record_pass_through("add", a, b, out, [](const Tensor& g, Needs n) {
+    detail::attach_pass_through("add", a, b, out, [](const Tensor& g, Needs n) {
       return Grads{n[0] ? g : Tensor(), n[1] ? g : Tensor()};
     });
-  return record("add", {a, b}, out, [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
-    return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
-  });
+  else
+    out = record("add", {a, b}, std::move(out), [sa = a.shape(), sb = b.shape()](const Tensor& g, Needs n) {
+      return Grads{n[0] ? sum_to(g, sa) : Tensor(), n[1] ? sum_to(g, sb) : Tensor()};
+    });
+  return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
@@ -55,13 +57,17 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     return Grads{n[0] ? sum_to(g * b, a.shape()) : Tensor(),
                  n[1] ? sum_to(g * a, b.shape()) : Tensor()};
   };
-  if (a.shape() != b.shape()) return record("mul", {a, b}, out, composed);
+  if (a.shape() != b.shape()) {
+    out = record("mul", {a, b}, std::move(out), composed);
+    return out;
+  }
   // Pointers to the values, not handles: `composed` holds a and b as long as the entry.
-  return record_elementwise("mul", a, b, out, composed,
-                            [pa = a.data().data(), pb = b.data().data()](size_t input, std::span<double> g) {
-                              const double* other = input == 0 ? pb : pa;
-                              for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] * other[i];  // g * b, g * a
-                            });
+  detail::attach_elementwise("mul", a, b, out, composed,
+                             [pa = a.data().data(), pb = b.data().data()](size_t input, std::span<double> g) {
+                               const double* other = input == 0 ? pb : pa;
+                               for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] * other[i];  // g * b, g * a
+                             });
+  return out;
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
@@ -78,12 +84,14 @@ Tensor neg(const Tensor& x) { return affine(x, -1.0, 0.0); }
 
 Tensor affine(const Tensor& x, double scale, double shift) {
   Tensor out = detail::map_unary(x, "affine", [scale, shift](double v) { return v * scale + shift; });
-  return record_elementwise(
-      "affine", x, out,
-      [scale](const Tensor& g, Needs) { return Grads{affine(g, scale, 0.0)}; },
-      [scale](std::span<double> g) {
-        for (double& v : g) v = v * scale + 0.0;  // affine(g, scale, 0.0)'s bits (-0 becomes +0)
-      });
+  if (needs_recording({x}))
+    detail::attach_elementwise(
+        "affine", x, out,
+        [scale](const Tensor& g, Needs) { return Grads{affine(g, scale, 0.0)}; },
+        [scale](std::span<double> g) {
+          for (double& v : g) v = v * scale + 0.0;  // affine(g, scale, 0.0)'s bits (-0 becomes +0)
+        });
+  return out;
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

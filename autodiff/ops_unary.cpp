@@ -39,44 +39,56 @@ auto with_values(const Tensor& t, F rule) {
 
 Tensor exp(const Tensor& x) {
   Tensor out = map_vector(x, "exp", detail::UnaryFn::kExp);
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "exp", x, out, [out](const Tensor& g, Needs) { return Grads{g * out}; },
       with_values(out, [](double g, double y) { return g * y; }));
+  return out;
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = map_vector(x, "log", detail::UnaryFn::kLog);
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "log", x, out, [x](const Tensor& g, Needs) { return Grads{g / x}; },
       with_values(x, [](double g, double v) { return g / v; }));
+  return out;
 }
 
 Tensor log1p(const Tensor& x) {
   Tensor out = map_vector(x, "log1p", detail::UnaryFn::kLog1p);
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "log1p", x, out, [x](const Tensor& g, Needs) { return Grads{g / (x + 1.0)}; },
       with_values(x, [](double g, double v) { return g / (v * 1.0 + 1.0); }));
+  return out;
 }
 
 Tensor sqrt(const Tensor& x) {
   Tensor out = map_vector(x, "sqrt", detail::UnaryFn::kSqrt);
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "sqrt", x, out, [out](const Tensor& g, Needs) { return Grads{g * 0.5 / out}; },
       with_values(out, [](double g, double y) { return (g * 0.5 + 0.0) / y; }));
+  return out;
 }
 
 Tensor square(const Tensor& x) {
   Tensor out = detail::map_unary(x, "square", [](double v) { return v * v; });
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "square", x, out, [x](const Tensor& g, Needs) { return Grads{g * (2.0 * x)}; },
       with_values(x, [](double g, double v) { return g * (v * 2.0 + 0.0); }));
+  return out;
 }
 
 Tensor reciprocal(const Tensor& x) {
   Tensor out = detail::map_unary(x, "reciprocal", [](double v) { return 1.0 / v; });
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "reciprocal", x, out, [out](const Tensor& g, Needs) { return Grads{-(g * square(out))}; },
       with_values(out, [](double g, double y) { return (g * (y * y)) * -1.0 + 0.0; }));
+  return out;
 }
 
 Tensor pow(const Tensor& x, double p) {
@@ -101,7 +113,8 @@ Tensor pow(const Tensor& x, const Tensor& p) {
 
 Tensor abs(const Tensor& x) {
   Tensor out = detail::map_unary(x, "abs", [](double v) { return std::abs(v); });
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "abs", x, out,
       [x](const Tensor& g, Needs) {
         // sign(x) is piecewise constant: a constant tensor, so second derivatives are zero.
@@ -109,33 +122,38 @@ Tensor abs(const Tensor& x) {
         return Grads{g * sign};
       },
       with_values(x, [](double g, double v) { return g * (v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0)); }));
+  return out;
 }
 
 Tensor tanh(const Tensor& x) {
   Tensor out = map_vector(x, "tanh", detail::UnaryFn::kTanh);
   if (!needs_recording({x})) return out;
-  return record_elementwise(
+  detail::attach_elementwise(
       "tanh", x, out, [out](const Tensor& g, Needs) { return Grads{g * (1.0 - square(out))}; },
       with_values(out, [](double g, double y) { return g * (y * y * -1.0 + 1.0); }));
+  return out;
 }
 
 Tensor sigmoid(const Tensor& x) {
   Tensor out = map_vector(x, "sigmoid", detail::UnaryFn::kSigmoid);  // through exp(-|x|): no overflow
   if (!needs_recording({x})) return out;
-  return record_elementwise(
+  detail::attach_elementwise(
       "sigmoid", x, out, [out](const Tensor& g, Needs) { return Grads{g * out * (1.0 - out)}; },
       with_values(out, [](double g, double y) { return g * y * (y * -1.0 + 1.0); }));
+  return out;
 }
 
 Tensor relu(const Tensor& x) {
   Tensor out = detail::map_unary(x, "relu", [](double v) { return v > 0 ? v : 0.0; });
-  return record_elementwise(
+  if (!needs_recording({x})) return out;
+  detail::attach_elementwise(
       "relu", x, out,
       [x](const Tensor& g, Needs) {
         Tensor mask = detail::map_unary(x, "relu", [](double v) { return v > 0 ? 1.0 : 0.0; });
         return Grads{g * mask};
       },
       with_values(x, [](double g, double v) { return g * (v > 0 ? 1.0 : 0.0); }));
+  return out;
 }
 
 Tensor elu(const Tensor& x, double alpha) {

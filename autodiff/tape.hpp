@@ -428,23 +428,55 @@ Tensor record(const char* op, Inputs inputs, Tensor output, F&& backward, R&& ra
   return output;
 }
 
+namespace detail {
+
+// The entry of an elementwise op, attached to `output` (which the caller then returns, so
+// the compiler constructs it in place: no handle moves). The caller has checked
+// needs_recording. record_elementwise / record_pass_through below are these with the check.
+template <class F, class R>
+void attach_elementwise(const char* op, const Tensor& input, const Tensor& output, F&& backward,
+                        R&& in_place) {
+  check_single_output_rule<std::decay_t<F>>();
+  static_assert(std::is_invocable_v<std::decay_t<R>&, std::span<double>>,
+                "in_place must be callable as void(std::span<double> g)");
+  EntryBuilder entry(op, input, output);
+  place_rule_pair(
+      std::forward<F>(backward),
+      [rule = std::forward<R>(in_place)](size_t, std::span<double> g) mutable { rule(g); },
+      entry.backward(), entry.raw_backward(), entry.raw_in_place());
+}
+
+template <class F, class R>
+void attach_elementwise(const char* op, const Tensor& a, const Tensor& b, const Tensor& output,
+                        F&& backward, R&& in_place) {
+  check_single_output_rule<std::decay_t<F>>();
+  static_assert(std::is_invocable_v<std::decay_t<R>&, size_t, std::span<double>>,
+                "in_place must be callable as void(size_t input, std::span<double> g)");
+  EntryBuilder entry(op, a, b, output);
+  place_rule_pair(std::forward<F>(backward), std::forward<R>(in_place), entry.backward(),
+                  entry.raw_backward(), entry.raw_in_place());
+}
+
+template <class F>
+void attach_pass_through(const char* op, const Tensor& a, const Tensor& b, const Tensor& output,
+                         F&& backward) {
+  check_single_output_rule<std::decay_t<F>>();
+  EntryBuilder entry(op, a, b, output);
+  place_closure(single_output(std::forward<F>(backward)), entry.backward());
+  entry.raw_in_place() = &pass_through;
+}
+
+}  // namespace detail
+
 // Records an elementwise op of one input whose raw first-order rule `in_place(std::span<double>
 // g)` turns dL/dout into dL/dx in place (see the top of this file). It must compute the same
 // bits as `backward`, the composed rule used under create_graph.
 template <class F, class R>
 Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&& backward,
                           R&& in_place) {
-  detail::check_single_output_rule<std::decay_t<F>>();
-  static_assert(std::is_invocable_v<std::decay_t<R>&, std::span<double>>,
-                "in_place must be callable as void(std::span<double> g)");
-  if (!needs_recording({input})) return output;
-  {
-    detail::EntryBuilder entry(op, input, output);
-    detail::place_rule_pair(
-        std::forward<F>(backward),
-        [rule = std::forward<R>(in_place)](size_t, std::span<double> g) mutable { rule(g); },
-        entry.backward(), entry.raw_backward(), entry.raw_in_place());
-  }
+  if (needs_recording({input}))
+    detail::attach_elementwise(op, input, output, std::forward<F>(backward),
+                               std::forward<R>(in_place));
   return output;
 }
 
@@ -454,15 +486,9 @@ Tensor record_elementwise(const char* op, const Tensor& input, Tensor output, F&
 template <class F, class R>
 Tensor record_elementwise(const char* op, const Tensor& a, const Tensor& b, Tensor output,
                           F&& backward, R&& in_place) {
-  detail::check_single_output_rule<std::decay_t<F>>();
-  static_assert(std::is_invocable_v<std::decay_t<R>&, size_t, std::span<double>>,
-                "in_place must be callable as void(size_t input, std::span<double> g)");
-  if (!needs_recording({a, b})) return output;
-  {
-    detail::EntryBuilder entry(op, a, b, output);
-    detail::place_rule_pair(std::forward<F>(backward), std::forward<R>(in_place), entry.backward(),
-                            entry.raw_backward(), entry.raw_in_place());
-  }
+  if (needs_recording({a, b}))
+    detail::attach_elementwise(op, a, b, output, std::forward<F>(backward),
+                               std::forward<R>(in_place));
   return output;
 }
 
@@ -472,13 +498,7 @@ Tensor record_elementwise(const char* op, const Tensor& a, const Tensor& b, Tens
 template <class F>
 Tensor record_pass_through(const char* op, const Tensor& a, const Tensor& b, Tensor output,
                            F&& backward) {
-  detail::check_single_output_rule<std::decay_t<F>>();
-  if (!needs_recording({a, b})) return output;
-  {
-    detail::EntryBuilder entry(op, a, b, output);
-    detail::place_closure(detail::single_output(std::forward<F>(backward)), entry.backward());
-    entry.raw_in_place() = &detail::pass_through;
-  }
+  if (needs_recording({a, b})) detail::attach_pass_through(op, a, b, output, std::forward<F>(backward));
   return output;
 }
 
