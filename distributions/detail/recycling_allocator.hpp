@@ -27,7 +27,10 @@ class RecyclingAllocator {
   template <class U>
   RecyclingAllocator(const RecyclingAllocator<U>&) noexcept {}  // NOLINT: rebinding
 
+  // (allocate_shared rebinds the allocator it is given to its control block's type: only
+  // that type's blocks are ever allocated, so the checks are here, not on the class.)
   T* allocate(std::size_t n) {
+    static_assert(sizeof(T) >= sizeof(Block) && alignof(T) >= alignof(Block), "a block must hold a link");
     if (cholla::detail::kPooledMemory && n == 1 && t_list.head != nullptr) [[likely]] {
       Block* b = t_list.head;
       t_list.head = b->next;
@@ -52,7 +55,6 @@ class RecyclingAllocator {
   friend bool operator==(const RecyclingAllocator&, const RecyclingAllocator&) noexcept { return true; }
 
  private:
-  static_assert(sizeof(T) >= sizeof(void*) && alignof(T) >= alignof(void*), "a block must hold a link");
   static constexpr std::size_t kKept = 64;  // blocks kept per thread at most
   struct Block {
     Block* next;
