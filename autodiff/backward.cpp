@@ -173,11 +173,11 @@ void clear_grad_outputs(Tape& tape) {
 
 // Plants a seed at the entry that produced `output`; returns that entry's index, or -1 when
 // `output` is a leaf (then the seed is the leaf's own gradient).
-int64_t plant_seed(Tape& tape, const Tensor& output, const Tensor& seed) {
+int64_t plant_seed(Tape& tape, const Tensor& output, Tensor&& seed) {
   const TensorImpl& o = *detail::impl_of(output);
-  if (!has_history(o)) return -1;
+  if (!has_history(o)) return -1;  // `seed` untouched
   if (o.generation != tape.generation()) throw_stale(o);
-  accumulate(output_slot(TapeAccess::node(tape, o.node), o.output), seed);
+  accumulate(output_slot(TapeAccess::node(tape, o.node), o.output), std::move(seed));
   return o.node;
 }
 
@@ -207,17 +207,13 @@ void require_defined(const Tensor& t, const char* op, const char* what) {
 
 }  // namespace
 
-void Tensor::backward() const { backward(BackwardOptions{}); }
+namespace {
 
-void Tensor::backward(const BackwardOptions& options) const {
-  require_defined(*this, "backward", "the output");
-  backward(default_seed(*this, "backward"), options);
-}
-
-void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const {
-  require_defined(*this, "backward", "the output");
-  check_seed(*this, seed, "backward");
-  if (!requires_grad())
+// The sweep of backward(). `seed` is taken by value: the default seed is moved in, so its
+// entry's slot is the only holder of its values and the first in-place rule may rewrite it
+// (a caller's seed arrives as a copy of the handle: it is never written).
+void run_backward(const Tensor& output, Tensor seed, const BackwardOptions& options) {
+  if (!output.requires_grad())
     throw GraphError("backward",
                      "the output does not require grad: no input of the computation had "
                      "requires_grad(true), or it was computed under NoGrad.");
@@ -228,10 +224,10 @@ void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const 
     std::optional<NoGrad> no_grad;
     std::optional<EnableGrad> enable;
     if (options.create_graph) enable.emplace(); else no_grad.emplace();
-    const int64_t top = plant_seed(tape, *this, seed);
+    const int64_t top = plant_seed(tape, output, std::move(seed));
     if (top < 0) {
-      TensorImpl& leaf = *impl();
-      accumulate(leaf.grad, seed);
+      TensorImpl& leaf = *detail::impl_of(output);
+      accumulate(leaf.grad, std::move(seed));  // plant_seed leaves it for a leaf
     } else {
       sweep(tape, top, 0, nullptr);
     }
@@ -242,6 +238,21 @@ void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const 
   }
   if (!retain) tape.release();
   else release_if_unreachable();
+}
+
+}  // namespace
+
+void Tensor::backward() const { backward(BackwardOptions{}); }
+
+void Tensor::backward(const BackwardOptions& options) const {
+  require_defined(*this, "backward", "the output");
+  run_backward(*this, default_seed(*this, "backward"), options);
+}
+
+void Tensor::backward(const Tensor& seed, const BackwardOptions& options) const {
+  require_defined(*this, "backward", "the output");
+  check_seed(*this, seed, "backward");
+  run_backward(*this, seed, options);
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
@@ -271,7 +282,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       Tensor seed = seeds.empty() ? default_seed(outputs[j], "grad") : seeds[j];
       check_seed(outputs[j], seed, "grad");
       if (!outputs[j].requires_grad()) continue;
-      const int64_t k = plant_seed(tape, outputs[j], seed);
+      const int64_t k = plant_seed(tape, outputs[j], std::move(seed));  // kept for a leaf
       if (k < 0) {
         for (size_t i = 0; i < inputs.size(); ++i)
           if (inputs[i].same(outputs[j])) accumulate(result[i], seed);

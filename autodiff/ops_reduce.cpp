@@ -77,25 +77,33 @@ double contiguous_sum(const double* in, int64_t n) {
   return total;
 }
 
+// The rules of sum(x) * scale: the shape to expand the gradient to and the scale, shared by
+// the composed rule and the raw one (which gives the same bits in one tensor, not two).
+struct TotalRules {
+  Shape full;
+  double scale;
+  Grads composed(const Tensor& g, Needs) const {
+    return Grads{expand(scale == 1.0 ? g : affine(g, scale, 0.0), full)};
+  }
+  Grads first_order(const Tensor& g, Needs) const {
+    Tensor gx = Tensor::empty(full, "backward of sum");
+    const double value = scale == 1.0 ? g.item() : g.item() * scale + 0.0;
+    detail::parallel_fill(gx.mutable_data().data(), gx.numel(), [value](int64_t) { return value; });
+    return Grads{gx};
+  }
+};
+
 // sum(x) * scale as one op of shape [] (sum and mean: one entry, where sum_to + reshape +
 // affine made three). The value and both rules give the composed ops' bits.
 Tensor scaled_total(const Tensor& x, double scale, const char* op) {
   check_defined(x, op, "x");
   Tensor out = Tensor::empty({}, op);
   out.mutable_data()[0] = contiguous_sum(x.data().data(), x.numel()) * scale + 0.0;
-  if (!needs_recording({x})) return out;
-  Shape full = x.shape();
-  return record(
-      op, {x}, out,
-      [full, scale](const Tensor& g, Needs) {
-        return Grads{expand(scale == 1.0 ? g : affine(g, scale, 0.0), full)};
-      },
-      [full, scale](const Tensor& g, Needs) {  // the same bits in one tensor, not two
-        Tensor gx = Tensor::empty(full, "backward of sum");
-        const double value = scale == 1.0 ? g.item() : g.item() * scale + 0.0;
-        detail::parallel_fill(gx.mutable_data().data(), gx.numel(), [value](int64_t) { return value; });
-        return Grads{gx};
-      });
+  if (needs_recording({x})) {
+    detail::EntryBuilder entry(op, x, out);
+    detail::place_shared_rules(TotalRules{x.shape(), scale}, entry.backward(), entry.raw_backward());
+  }
+  return out;
 }
 
 }  // namespace

@@ -259,6 +259,22 @@ void place_rule_pair(F&& composed, R&& in_place, Closure& backward, Closure& raw
   };
 }
 
+// The two rules of a one-output op as members of one state object S, placed once:
+// `composed(g, needs)` (differentiable ops, used under create_graph) and `first_order(g, needs)`
+// (the raw rule), both returning Grads. For ops whose rules need the same captured state.
+template <class S>
+void place_shared_rules(S&& state, Closure& backward, Closure& raw) {
+  using State = std::decay_t<S>;
+  place_state(std::forward<S>(state), backward);
+  backward.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
+    return static_cast<const State*>(self)->composed(g[0], n);
+  };
+  raw.self = backward.self;  // destroyed once, through the composed rule's slot
+  raw.invoke = [](void* self, std::span<const Tensor> g, Needs n) -> Grads {
+    return static_cast<const State*>(self)->first_order(g[0], n);
+  };
+}
+
 template <class F>
 auto single_output(F&& f) {
   return [rule = std::forward<F>(f)](std::span<const Tensor> g, Needs n) -> Grads {
