@@ -23,6 +23,17 @@ constexpr bool kPooled = kPooledMemory;
 constexpr std::size_t kPoolBytes = 256u << 20;   // buffer bytes kept per thread at most
 constexpr std::size_t kSmallCounts = 4096;       // buffer sizes below this: direct index
 
+// Buffers start on a cache line: a block of samples whose rows fill whole lines is then written
+// with full, aligned 64-byte stores (which streaming stores require, and which let the core
+// skip reading a line it overwrites), and no vector load or store of a buffer's start splits a
+// line. operator new[] only guarantees 16 bytes.
+constexpr std::align_val_t kBufferAlign{kBufferAlignment};
+
+double* new_buffer(std::size_t count) {
+  return static_cast<double*>(::operator new(count * sizeof(double), kBufferAlign));
+}
+void delete_buffer(double* p) { ::operator delete(p, kBufferAlign); }
+
 struct Pools {
   std::vector<std::vector<double*>> small{kSmallCounts};
   std::unordered_map<std::size_t, std::vector<double*>> large;
@@ -44,9 +55,9 @@ bool pools_alive() { return t_impl_cache.state == ImplCache::Alive; }
 Pools::~Pools() {
   t_impl_cache.state = ImplCache::Gone;
   for (auto& list : small)
-    for (double* b : list) delete[] b;
+    for (double* b : list) delete_buffer(b);
   for (auto& [count, list] : large)
-    for (double* b : list) delete[] b;
+    for (double* b : list) delete_buffer(b);
   while (TensorImpl* p = t_impl_cache.head) {
     t_impl_cache.head = p->next_free;
     delete p;
@@ -96,7 +107,7 @@ double* allocate_buffer(std::size_t count, const Shape& shape, const char* op) {
     }
   }
   try {
-    return new double[count];
+    return new_buffer(count);
   } catch (const std::bad_alloc&) {
     throw_too_large(count, shape, op);
   }
@@ -111,7 +122,7 @@ void release_buffer(double* p, std::size_t count) {
       return;
     }
   }
-  delete[] p;
+  delete_buffer(p);
 }
 
 TensorImpl* allocate_impl_slow() {

@@ -20,6 +20,10 @@ struct TensorImpl;
 
 namespace cholla::detail {
 
+// Every buffer starts on a 64-byte boundary (a cache line). A tensor's data pointer need not:
+// an alias (reshape, slice) may start anywhere in its owner's buffer.
+inline constexpr std::size_t kBufferAlignment = 64;
+
 // `count` doubles for a tensor of `shape`; ResourceError naming `op`, the shape and the bytes
 // when that is more than this machine's memory (RAM + swap) or the allocation fails.
 double* allocate_buffer(std::size_t count, const Shape& shape, const char* op);
