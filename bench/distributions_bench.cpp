@@ -13,6 +13,10 @@
 // it replaced (still run for other losses). BM_MemoryFloor moves the one pass's bytes and
 // nothing else.
 #include <algorithm>
+#include <new>
+#include <vector>
+
+#include <immintrin.h>
 
 #include <benchmark/benchmark.h>
 
@@ -25,6 +29,22 @@
 using namespace cholla;
 
 namespace {
+
+// Buffers on cache lines, as the library's tensors are (autodiff/storage.cpp), so the raw-buffer
+// benchmarks write the same whole lines the library does.
+template <class T>
+struct LineAllocator {
+  using value_type = T;
+  LineAllocator() = default;
+  template <class U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const LineAllocator&) const = default;
+};
+using Buffer = std::vector<double, LineAllocator<double>>;
+
+Buffer buffer(int64_t count, double value = 0.0) { return Buffer(static_cast<size_t>(count), value); }
 
 struct Inputs {
   Tensor loc, matrix, y;
@@ -99,8 +119,7 @@ void kernel(benchmark::State& state, bool one_pass) {
   const int64_t n = state.range(0), d = state.range(1);
   Inputs in = make_inputs(n, d, false);
   const auto batch = dist::detail::plan_mvn_batch(in.loc, in.matrix, in.y);
-  std::vector<double> out(static_cast<size_t>(n)), g(static_cast<size_t>(n), -1.0 / static_cast<double>(n));
-  std::vector<double> gloc(static_cast<size_t>(n * d)), gm(static_cast<size_t>(n * d * d));
+  Buffer out = buffer(n), g = buffer(n, -1.0 / static_cast<double>(n)), gloc = buffer(n * d), gm = buffer(n * d * d);
   std::vector<double> shared(2 * 8 + 64);
   dist::detail::MvnPass pass{.batch = &batch, .matrix = dist::detail::MvnMatrix::ScaleTril,
                              .loc = in.loc.data().data(), .factor = in.matrix.data().data(),
@@ -126,13 +145,43 @@ void kernel(benchmark::State& state, bool one_pass) {
 
 // The memory floor of the one pass: a loop that only moves its bytes, reading loc, the factor
 // and y (120 bytes per sample at d = 3) and writing log_prob and the gradients of loc and the
-// factor (104 bytes), 8 samples at a time, with no arithmetic to speak of. No kernel that
+// factor (104 bytes), 8 samples at a time, with no arithmetic to speak of: AVX-512 loads and
+// whole-line aligned stores when the machine has it (as the kernels), else SSE2. No kernel that
 // writes dense [N, d, d] gradients can beat it; at N = 65,536 the data streams from L3.
+// Arguments (N, d, stream): stream = 1 writes the gradients with non-temporal stores.
+template <bool kStream>
+__attribute__((target("avx512f"))) void floor_avx512(const double* loc, const double* m, const double* y, double* out,
+                                                       double* gloc, double* gm, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n; i += 8) {
+    __m512d acc = _mm512_setzero_pd();
+    for (int64_t k = 0; k < 8 * d; k += 8) acc = _mm512_add_pd(acc, _mm512_load_pd(loc + i * d + k));
+    for (int64_t k = 0; k < 8 * d * d; k += 8) acc = _mm512_add_pd(acc, _mm512_load_pd(m + i * d * d + k));
+    for (int64_t k = 0; k < 8 * d; k += 8) acc = _mm512_add_pd(acc, _mm512_load_pd(y + i * d + k));
+    _mm512_store_pd(out + i, acc);  // log_prob: ordinary stores always, as the kernel
+    for (int64_t k = 0; k < 8 * d; k += 8) {
+      if constexpr (kStream) _mm512_stream_pd(gloc + i * d + k, acc);
+      else _mm512_store_pd(gloc + i * d + k, acc);
+    }
+    for (int64_t k = 0; k < 8 * d * d; k += 8) {
+      if constexpr (kStream) _mm512_stream_pd(gm + i * d * d + k, acc);
+      else _mm512_store_pd(gm + i * d * d + k, acc);
+    }
+  }
+  if constexpr (kStream) _mm_sfence();
+}
+
 void BM_MemoryFloor(benchmark::State& state) {
   const int64_t n = state.range(0) / 8 * 8, d = state.range(1);
-  std::vector<double> loc(static_cast<size_t>(n * d), 1.0), m(static_cast<size_t>(n * d * d), 1.0),
-      y(static_cast<size_t>(n * d), 1.0), out(static_cast<size_t>(n)), gloc(loc.size()), gm(m.size());
+  const bool stream = state.range(2) != 0, avx512 = __builtin_cpu_supports("avx512f");
+  Buffer loc = buffer(n * d, 1.0), m = buffer(n * d * d, 1.0), y = buffer(n * d, 1.0), out = buffer(n),
+         gloc = buffer(n * d), gm = buffer(n * d * d);
   for (auto _ : state) {
+    if (avx512) {
+      if (stream) floor_avx512<true>(loc.data(), m.data(), y.data(), out.data(), gloc.data(), gm.data(), n, d);
+      else floor_avx512<false>(loc.data(), m.data(), y.data(), out.data(), gloc.data(), gm.data(), n, d);
+      benchmark::ClobberMemory();
+      continue;
+    }
     for (int64_t i = 0; i < n; i += 8) {
       double acc[8] = {};  // independent lanes, so the compiler vectorises the adds
       auto read = [&acc](const double* p, int64_t count) {
@@ -184,6 +233,15 @@ void fused_sizes(benchmark::internal::Benchmark* b) {  // the reference kernel c
     for (int64_t n : {1, 4096, 65536}) b->Args({n, d, 1});
 }
 
+// (N, d, stream) for the memory floor: ordinary and non-temporal stores, from L2-sized batches
+// to L3-sized ones.
+void stream_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "d", "stream"});
+  for (int64_t d : {3, 5})
+    for (int64_t n : {4096, 16384, 32768, 65536})
+      for (int64_t stream : {0, 1}) b->Args({n, d, stream});
+}
+
 // Thread scaling, in wall time (CPU time counts the calling thread only).
 void thread_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "d", "threads"})->UseRealTime();
@@ -201,7 +259,7 @@ BENCHMARK(BM_NllScaleTril)->Name("BM_NllScaleTril_wall")->Apply(thread_sizes)->U
 BENCHMARK(BM_NllCovariance)->Name("BM_NllCovariance_wall")->Apply(thread_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTril)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelScaleTrilTwoPass)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MemoryFloor)->Apply(fused_sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MemoryFloor)->Apply(stream_sizes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KernelCholesky)->ArgNames({"N", "d", "checks"})->ArgsProduct({{4096}, {3, 5}, {0, 1}})->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
