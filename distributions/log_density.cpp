@@ -217,7 +217,10 @@ std::optional<Grads> take_eager(EagerGradients& e, const Tensor& g, Needs needs)
 // tape's arena with the entry (a shared heap record was one of the two allocations of a small
 // call); `eager` is mutable because handing the gradients over consumes them, and the engine
 // calls a rule as const.
-struct FirstOrderRule {
+// Both rules of the entry in one state object (placed once: one set of handles, one
+// destructor): `composed`, the closed forms written with differentiable ops (create_graph), and
+// `first_order`, the eager gradients or the SIMD backward pass.
+struct LogProbRules {
   Tensor loc, matrix;
   Tensor factor;  // undefined when the matrix is the factor (the triangular forms): one handle less
   Tensor x;
@@ -229,7 +232,12 @@ struct FirstOrderRule {
   // the closure's moves into the arena cost the common call ~200 instructions.
   std::optional<MvnBatch> batch;
 
-  Grads operator()(const Tensor& g, Needs needs) const {
+  Grads composed(const Tensor& g, Needs) const {
+    const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
+    return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
+  }
+
+  Grads first_order(const Tensor& g, Needs needs) const {
     if (auto grads = take_eager(eager, g, needs)) return std::move(*grads);
     std::optional<MvnBatch> planned;
     if (!batch) planned = plan_mvn_batch(loc, factor_values(), x);
@@ -289,17 +297,16 @@ Tensor simd_log_prob(const Tensor& loc, const Tensor& matrix, const Tensor& fact
     if (deferred != nullptr && deferred->scans) deferred->scans();
     validation::check_sample(x, d, "MultivariateNormal::log_prob");
   }
-  // Recorded backward (create_graph): closed forms written with differentiable ops.
-  auto composed = [loc, matrix, x, kind](const Tensor& g, Needs) -> Grads {
-    const bool symmetric = kind == MvnMatrix::Covariance || kind == MvnMatrix::Precision;
-    return closed_form_gradients(loc, matrix, symmetric ? linalg::potrf(matrix) : matrix, x, kind, g);
-  };
+  if (!needs_recording({loc, matrix, x})) return out;
   std::optional<MvnBatch> kept;
   if (!eager.pending) kept = std::move(batch);
-  // Moved in: every handle copied into a rule is a reference-count update now and at release.
-  return record("mvn_log_prob", {loc, matrix, x}, std::move(out), std::move(composed),
-                FirstOrderRule{loc, matrix, factor.same(matrix) ? Tensor() : factor, x, kind, std::move(eager),
-                               std::move(kept)});
+  {
+    cholla::detail::EntryBuilder entry = cholla::detail::single_output_entry("mvn_log_prob", {loc, matrix, x}, out);
+    cholla::detail::place_shared_rules(
+        LogProbRules{loc, matrix, factor.same(matrix) ? Tensor() : factor, x, kind, std::move(eager), std::move(kept)},
+        entry.backward(), entry.raw_backward());
+  }
+  return out;
 }
 
 // Same formula as linalg::potrf's backward (symmetric convention), written with differentiable
